@@ -1,0 +1,37 @@
+//! The vocabulary every Edge crate shares.
+//!
+//! `edge-core` performs no I/O. It defines the values that travel between the other crates
+//! and across the HTTP API:
+//!
+//! - [`id`]: UUIDv7 identifier newtypes such as [`OrgId`] and [`UserId`];
+//! - [`Msisdn`]: East-African mobile numbers, parsed the way people type them and stored as E.164;
+//! - [`Money`] and [`Currency`]: integer minor units with checked arithmetic, never floats;
+//! - [`Clock`]: injected time, with [`SystemClock`] and [`FixedClock`];
+//! - [`IdempotencyKey`]: the key that makes a money operation safe to repeat;
+//! - [`Cursor`], [`PageRequest`] and [`Page`]: keyset pagination with opaque cursors;
+//! - [`Error`]: the one error enum shared by services and repositories.
+
+pub mod clock;
+pub mod error;
+pub mod id;
+pub mod idempotency;
+pub mod money;
+pub mod msisdn;
+pub mod page;
+
+pub use clock::{Clock, FixedClock, SharedClock, SystemClock};
+pub use error::{Error, FieldError, Result};
+pub use id::{
+    ApiKeyId, MembershipId, OrgId, ParseIdError, PaymentId, RequestId, SessionId, UserId,
+};
+pub use idempotency::{IdempotencyKey, IdempotencyKeyError};
+pub use money::{Currency, Money, MoneyError};
+pub use msisdn::{Country, Msisdn, MsisdnError};
+pub use page::{Cursor, CursorError, Page, PageRequest};
+
+#[doc(hidden)]
+pub mod __private {
+    //! Re-exports used by [`define_id!`](crate::define_id); not part of the public API.
+    pub use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    pub use uuid::Uuid;
+}

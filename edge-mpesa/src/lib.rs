@@ -1,0 +1,1 @@
+//! A multi-tenant Safaricom Daraja (M-Pesa) client.

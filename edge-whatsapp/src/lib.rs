@@ -1,0 +1,1 @@
+//! A WhatsApp Cloud API client with multi-tenant webhook handling.

@@ -1,0 +1,1 @@
+//! The Edge reference server.
