@@ -1,1 +1,62 @@
 //! The Edge reference server.
+//!
+//! It assembles the Edge crates into a deployable multi-tenant service on SQLite (the
+//! embedded default) or PostgreSQL. It is a library with a thin binary (`edge-server`),
+//! so a team can build the [`Application`] in its own process or mount [`http::routes`]
+//! inside its own axum app.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = edge_server::Config::from_env()?;
+//! let app = edge_server::Application::build(config).await?;
+//! println!("listening on {}", app.address());
+//! app.run_until(edge_server::shutdown_signal()).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod migrations;
+pub mod secrets;
+pub mod startup;
+pub mod telemetry;
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+
+pub use config::{Config, Environment, LogFormat};
+pub use secrets::Secrets;
+pub use startup::{Application, StartupError, shutdown_signal};
+
+/// What every handler can reach: the database, the configuration, the secrets and the clock.
+#[derive(Clone)]
+pub struct AppState {
+    /// The connection pool.
+    pub db: DatabaseConnection,
+    /// The configuration the server started with.
+    pub config: Arc<Config>,
+    /// The server's secrets.
+    pub secrets: Arc<Secrets>,
+    /// The clock; tests may fix it.
+    pub clock: edge_core::SharedClock,
+}
+
+impl AppState {
+    /// `"sqlite"` or `"postgres"`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.db.get_database_backend() {
+            sea_orm::DatabaseBackend::Sqlite => "sqlite",
+            sea_orm::DatabaseBackend::Postgres => "postgres",
+            _ => "other",
+        }
+    }
+}
+
+/// Installs rustls' `ring` crypto provider for this process. Safe to call more than once.
+pub fn install_crypto_provider() {
+    // An error means a provider is already installed, which is what we want.
+    drop(rustls::crypto::ring::default_provider().install_default());
+}

@@ -1,1 +1,5 @@
-fn main() {}
+//! `edge-server`: see `edge_server::cli`.
+
+fn main() -> std::process::ExitCode {
+    edge_server::cli::main()
+}

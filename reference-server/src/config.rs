@@ -1,0 +1,332 @@
+//! Server configuration, loaded once at start-up from `EDGE_*` environment variables.
+//!
+//! Every setting has a default that works on a fresh machine in development: SQLite under
+//! `./data/`, `127.0.0.1:8080`, pretty logs. Secrets are handled by [`crate::secrets`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Where the server runs, which decides how strict it is about missing configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    /// Missing secrets are generated and kept under the data directory.
+    Development,
+    /// Missing secrets stop the server at start-up.
+    Production,
+}
+
+impl Environment {
+    /// The name used in `EDGE_ENV`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Development => "development",
+            Environment::Production => "production",
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line, for log collectors.
+    Json,
+    /// Human-readable, for a terminal.
+    Pretty,
+}
+
+/// A configuration value that could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {message}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub variable: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(variable: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            variable,
+            message: message.into(),
+        }
+    }
+}
+
+/// The server's configuration.
+#[derive(Clone)]
+pub struct Config {
+    /// `EDGE_ENV`: `development` (default) or `production`.
+    pub environment: Environment,
+    /// `EDGE_BIND`: the address to listen on. Default `127.0.0.1:8080`.
+    pub bind: SocketAddr,
+    /// `EDGE_DATA_DIR`: where the embedded database and generated secrets live. Default `./data`.
+    pub data_dir: PathBuf,
+    /// `EDGE_DATABASE_URL`: `sqlite://…` or `postgres://…`. Default: SQLite in the data directory.
+    pub database_url: String,
+    /// `EDGE_DATABASE_MAX_CONNECTIONS`: the connection pool size. Default 10.
+    pub database_max_connections: u32,
+    /// `EDGE_MIGRATE_ON_START`: apply pending migrations when serving. Default: true in
+    /// development, false in production (run `edge-server migrate` as the schema owner).
+    pub migrate_on_start: bool,
+    /// `EDGE_LOG_FORMAT`: `json` or `pretty`. Default: pretty in development, json in production.
+    pub log_format: LogFormat,
+    /// `EDGE_LOG`: a tracing filter such as `info,edge_server=debug`. Default `info`.
+    pub log_filter: String,
+    /// `EDGE_REQUEST_TIMEOUT_SECS`: how long a request may take. Default 30.
+    pub request_timeout: Duration,
+    /// `EDGE_MAX_BODY_BYTES`: the largest request body accepted. Default 1 MiB.
+    pub max_body_bytes: usize,
+    /// `EDGE_SHUTDOWN_GRACE_SECS`: how long in-flight requests may run after a shutdown
+    /// signal. Default 30.
+    pub shutdown_grace: Duration,
+    /// The environment variables this configuration was read from that name secrets; the
+    /// secrets themselves are loaded by [`crate::secrets::Secrets::load`].
+    pub(crate) secret_vars: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("environment", &self.environment)
+            .field("bind", &self.bind)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("database_max_connections", &self.database_max_connections)
+            .field("migrate_on_start", &self.migrate_on_start)
+            .field("log_format", &self.log_format)
+            .field("log_filter", &self.log_filter)
+            .field("request_timeout", &self.request_timeout)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("secret_vars", &self.secret_vars.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// Hides the password in a database URL (`postgres://user:****@host/db`).
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:****{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(std::env::vars())
+    }
+
+    /// Reads the configuration from the given variables (the process environment, or a
+    /// map in tests). Variables not starting with `EDGE_` are ignored.
+    pub fn from_vars<I, K, V>(vars: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let vars: BTreeMap<String, String> = vars
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .filter(|(k, v)| k.starts_with("EDGE_") && !v.trim().is_empty())
+            .collect();
+        let get = |name: &str| vars.get(name).map(|v| v.trim().to_owned());
+
+        let environment = match get("EDGE_ENV").as_deref() {
+            None | Some("development") | Some("dev") => Environment::Development,
+            Some("production") | Some("prod") => Environment::Production,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "EDGE_ENV",
+                    format!("{other:?} is not one of development, production"),
+                ));
+            }
+        };
+        let bind = parse_or("EDGE_BIND", get("EDGE_BIND"), "127.0.0.1:8080".parse().ok())?;
+        let data_dir = PathBuf::from(get("EDGE_DATA_DIR").unwrap_or_else(|| "./data".into()));
+        let database_url =
+            get("EDGE_DATABASE_URL").unwrap_or_else(|| default_sqlite_url(&data_dir));
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::new(
+                "EDGE_DATABASE_URL",
+                "must start with sqlite:, postgres:// or postgresql://",
+            ));
+        }
+        let database_max_connections = parse_or(
+            "EDGE_DATABASE_MAX_CONNECTIONS",
+            get("EDGE_DATABASE_MAX_CONNECTIONS"),
+            Some(10u32),
+        )?;
+        if database_max_connections == 0 {
+            return Err(ConfigError::new(
+                "EDGE_DATABASE_MAX_CONNECTIONS",
+                "must be at least 1",
+            ));
+        }
+        let migrate_on_start = match get("EDGE_MIGRATE_ON_START").as_deref() {
+            None => environment == Environment::Development,
+            Some("true") | Some("1") | Some("yes") => true,
+            Some("false") | Some("0") | Some("no") => false,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "EDGE_MIGRATE_ON_START",
+                    format!("{other:?} is not true or false"),
+                ));
+            }
+        };
+        let log_format = match get("EDGE_LOG_FORMAT").as_deref() {
+            None if environment == Environment::Production => LogFormat::Json,
+            None => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some("pretty") => LogFormat::Pretty,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "EDGE_LOG_FORMAT",
+                    format!("{other:?} is not one of json, pretty"),
+                ));
+            }
+        };
+        let log_filter = get("EDGE_LOG").unwrap_or_else(|| "info".into());
+        let request_timeout = Duration::from_secs(positive(
+            "EDGE_REQUEST_TIMEOUT_SECS",
+            parse_or(
+                "EDGE_REQUEST_TIMEOUT_SECS",
+                get("EDGE_REQUEST_TIMEOUT_SECS"),
+                Some(30u64),
+            )?,
+        )?);
+        let max_body_bytes = positive(
+            "EDGE_MAX_BODY_BYTES",
+            parse_or(
+                "EDGE_MAX_BODY_BYTES",
+                get("EDGE_MAX_BODY_BYTES"),
+                Some(1024 * 1024usize),
+            )?,
+        )?;
+        let shutdown_grace = Duration::from_secs(parse_or(
+            "EDGE_SHUTDOWN_GRACE_SECS",
+            get("EDGE_SHUTDOWN_GRACE_SECS"),
+            Some(30u64),
+        )?);
+        let secret_vars = crate::secrets::SECRETS
+            .iter()
+            .filter_map(|spec| {
+                vars.get(spec.variable)
+                    .map(|v| (spec.variable.to_owned(), v.clone()))
+            })
+            .collect();
+
+        Ok(Self {
+            environment,
+            bind,
+            data_dir,
+            database_url,
+            database_max_connections,
+            migrate_on_start,
+            log_format,
+            log_filter,
+            request_timeout,
+            max_body_bytes,
+            shutdown_grace,
+            secret_vars,
+        })
+    }
+
+    /// True for SQLite databases.
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+}
+
+fn default_sqlite_url(data_dir: &std::path::Path) -> String {
+    format!("sqlite://{}?mode=rwc", data_dir.join("edge.db").display())
+}
+
+fn parse_or<T: FromStr>(
+    variable: &'static str,
+    value: Option<String>,
+    default: Option<T>,
+) -> Result<T, ConfigError>
+where
+    T::Err: fmt::Display,
+{
+    match value {
+        Some(text) => text
+            .parse()
+            .map_err(|e| ConfigError::new(variable, format!("{text:?} is not valid: {e}"))),
+        None => default.ok_or_else(|| ConfigError::new(variable, "is required")),
+    }
+}
+
+fn positive<T: PartialEq + Default>(variable: &'static str, value: T) -> Result<T, ConfigError> {
+    if value == T::default() {
+        Err(ConfigError::new(variable, "must be greater than zero"))
+    } else {
+        Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_configuration_means_development_on_sqlite_at_8080() {
+        let config = Config::from_vars(Vec::<(String, String)>::new()).unwrap();
+        assert_eq!(config.environment, Environment::Development);
+        assert_eq!(config.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.database_url, "sqlite://./data/edge.db?mode=rwc");
+        assert!(config.migrate_on_start);
+        assert_eq!(config.log_format, LogFormat::Pretty);
+    }
+
+    #[test]
+    fn production_defaults_to_json_logs_and_no_automatic_migrations() {
+        let config = Config::from_vars([("EDGE_ENV", "production")]).unwrap();
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert!(!config.migrate_on_start);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (var, value) in [
+            ("EDGE_ENV", "staging"),
+            ("EDGE_BIND", "localhost"),
+            ("EDGE_LOG_FORMAT", "xml"),
+            ("EDGE_REQUEST_TIMEOUT_SECS", "0"),
+            ("EDGE_DATABASE_URL", "mysql://x"),
+            ("EDGE_MAX_BODY_BYTES", "lots"),
+        ] {
+            let err = Config::from_vars([(var, value)]).unwrap_err();
+            assert_eq!(err.variable, var);
+            assert!(err.to_string().starts_with(var), "{err}");
+        }
+    }
+
+    #[test]
+    fn database_passwords_are_redacted_in_debug_output() {
+        let config =
+            Config::from_vars([("EDGE_DATABASE_URL", "postgres://edge:hunter2@db:5432/edge")])
+                .unwrap();
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(
+            debug.contains("postgres://edge:****@db:5432/edge"),
+            "{debug}"
+        );
+    }
+}

@@ -1,0 +1,19 @@
+//! Versioned schema migrations, applied in order by `edge-server migrate`.
+//!
+//! Each migration is a file named `mYYYYMMDD_NNNNNN_what.rs` with `up` and `down`.
+//! Migrations are append-only: once released, a migration is never edited; a change is a
+//! new migration. The same migrations run on SQLite and PostgreSQL.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_organizations;
+
+/// Every migration, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261123_000001_organizations::Migration)]
+    }
+}

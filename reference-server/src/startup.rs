@@ -1,0 +1,177 @@
+//! Building and running the server.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::secrets::{Secrets, SecretsError};
+use crate::{AppState, db, http};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartupError {
+    /// A secret is missing or malformed.
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    /// The listening address could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A server that is bound to its port and ready to run.
+pub struct Application {
+    listener: TcpListener,
+    address: SocketAddr,
+    state: AppState,
+    extra_routes: axum::Router<AppState>,
+}
+
+impl Application {
+    /// Loads secrets, connects to the database, applies migrations if configured to, and
+    /// binds the listener (use port 0 to get a free port; see [`Application::address`]).
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        Self::build_with_clock(config, Arc::new(edge_core::SystemClock)).await
+    }
+
+    /// Like [`Application::build`], with an injected clock.
+    pub async fn build_with_clock(
+        config: Config,
+        clock: edge_core::SharedClock,
+    ) -> Result<Self, StartupError> {
+        let secrets = Secrets::load(&config)?;
+        let db = db::connect(&config).await?;
+        if config.migrate_on_start {
+            db::migrate(&db).await?;
+        }
+        let state = db::migration_state(&db).await?;
+        if !state.pending.is_empty() {
+            tracing::warn!(
+                pending = ?state.pending,
+                "migrations are pending: /readyz answers 503 until `edge-server migrate` is run"
+            );
+        }
+        let listener =
+            TcpListener::bind(config.bind)
+                .await
+                .map_err(|source| StartupError::Bind {
+                    address: config.bind,
+                    source,
+                })?;
+        let address = listener.local_addr().map_err(|source| StartupError::Bind {
+            address: config.bind,
+            source,
+        })?;
+        let state = AppState {
+            db,
+            config: Arc::new(config),
+            secrets: Arc::new(secrets),
+            clock,
+        };
+        Ok(Self {
+            listener,
+            address,
+            state,
+            extra_routes: axum::Router::new(),
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    /// The shared state (for tests and embedding).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Adds routes of your own (for example a partner's endpoints in a white-label
+    /// build). They get the same state, layers and error envelope as Edge's routes; a path
+    /// that Edge already serves is a start-up panic, as with any axum merge.
+    pub fn with_routes(mut self, routes: axum::Router<AppState>) -> Self {
+        self.extra_routes = self.extra_routes.merge(routes);
+        self
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting connections and lets
+    /// in-flight requests finish, for at most the configured grace period.
+    pub async fn run_until<F>(self, shutdown: F) -> std::io::Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let grace = self.state.config.shutdown_grace;
+        let app = http::app_with(self.state.clone(), self.extra_routes);
+        let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: no new connections; finishing requests in flight");
+            signalled_tx.send(()).ok();
+        });
+        let deadline = async move {
+            if signalled_rx.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            result = server.into_future() => {
+                tracing::info!("stopped");
+                result
+            }
+            () = deadline => {
+                tracing::warn!(grace_secs = grace.as_secs(), "requests still in flight after the grace period were dropped");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,233 @@
+//! `spawn_app()`: the real server on port 0 with a fresh database.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+
+use edge_server::{AppState, Application, Config};
+use sea_orm::{ConnectionTrait as _, Database};
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A running server and what a test needs to talk to it.
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub client: reqwest::Client,
+    pub backend: Backend,
+    pub data_dir: tempfile::TempDir,
+    pub state: AppState,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    // Dropped last: drops the PostgreSQL database after the server is gone.
+    _database: Option<PgDatabase>,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// Sends the shutdown signal without waiting.
+    pub fn signal_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            tx.send(()).ok();
+        }
+    }
+
+    /// Waits for the server task after [`TestApp::signal_shutdown`].
+    pub async fn wait_stopped(&mut self) -> std::io::Result<()> {
+        match self.server.take() {
+            Some(handle) => handle.await.unwrap(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Options for [`spawn_with`].
+pub struct Options {
+    pub vars: Vec<(String, String)>,
+    pub routes: axum::Router<AppState>,
+    pub data_dir: Option<tempfile::TempDir>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            vars: Vec::new(),
+            routes: axum::Router::new(),
+            data_dir: None,
+        }
+    }
+}
+
+/// Starts the server on `backend` with default options. Returns `None` (after saying so
+/// on stderr) for PostgreSQL when `EDGE_TEST_DATABASE_URL` is not set.
+pub async fn spawn_app(backend: Backend, test: &str) -> Option<TestApp> {
+    spawn_with(backend, test, Options::default()).await
+}
+
+/// The configuration a test server gets: port 0 and the data directory of the test.
+pub fn test_config(
+    data_dir: &std::path::Path,
+    database_url: &str,
+    extra: &[(String, String)],
+) -> Config {
+    let mut vars = vec![
+        ("EDGE_BIND".to_owned(), "127.0.0.1:0".to_owned()),
+        ("EDGE_DATA_DIR".to_owned(), data_dir.display().to_string()),
+        ("EDGE_DATABASE_URL".to_owned(), database_url.to_owned()),
+        ("EDGE_DATABASE_MAX_CONNECTIONS".to_owned(), "4".to_owned()),
+    ];
+    vars.extend(extra.iter().cloned());
+    Config::from_vars(vars).unwrap()
+}
+
+pub async fn spawn_with(backend: Backend, test: &str, options: Options) -> Option<TestApp> {
+    edge_server::install_crypto_provider();
+    let data_dir = match options.data_dir {
+        Some(dir) => dir,
+        None => tempfile::tempdir().unwrap(),
+    };
+    let (database_url, database) = match backend {
+        Backend::Sqlite => (sqlite_url(data_dir.path()), None),
+        Backend::Postgres => {
+            let Some(admin_url) = postgres_admin_url() else {
+                skip(test, "EDGE_TEST_DATABASE_URL is not set");
+                return None;
+            };
+            let db = PgDatabase::create(&admin_url).await;
+            (db.url.clone(), Some(db))
+        }
+    };
+    let config = test_config(data_dir.path(), &database_url, &options.vars);
+    let app = Application::build(config)
+        .await
+        .unwrap()
+        .with_routes(options.routes);
+    let address = app.address();
+    let state = app.state().clone();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async move {
+        rx.await.ok();
+    }));
+    Some(TestApp {
+        address,
+        client: reqwest::Client::new(),
+        backend,
+        data_dir,
+        state,
+        shutdown: Some(tx),
+        server: Some(server),
+        _database: database,
+    })
+}
+
+pub fn sqlite_url(dir: &std::path::Path) -> String {
+    format!("sqlite://{}?mode=rwc", dir.join("edge.db").display())
+}
+
+pub fn postgres_admin_url() -> Option<String> {
+    std::env::var("EDGE_TEST_DATABASE_URL")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+}
+
+/// Says on the real stderr (not the captured one) that a variant was skipped.
+pub fn skip(test: &str, why: &str) {
+    let mut err = std::io::stderr();
+    writeln!(err, "SKIPPED {test} [postgres]: {why}").ok();
+}
+
+/// A PostgreSQL database created for one test and dropped after it.
+pub struct PgDatabase {
+    admin_url: String,
+    name: String,
+    pub url: String,
+}
+
+impl PgDatabase {
+    pub async fn create(admin_url: &str) -> Self {
+        let name = format!("edge_test_{}", uuid::Uuid::now_v7().simple());
+        let admin = Database::connect(admin_url).await.unwrap();
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .unwrap();
+        admin.close().await.ok();
+        let mut url = url::Url::parse(admin_url).unwrap();
+        url.set_path(&format!("/{name}"));
+        Self {
+            admin_url: admin_url.to_owned(),
+            name,
+            url: url.to_string(),
+        }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime; use a thread with its own runtime.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let admin = Database::connect(admin_url.as_str()).await?;
+                admin
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .await?;
+                admin.close().await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            let mut err = std::io::stderr();
+            writeln!(err, "warning: could not drop test database {}", self.name).ok();
+        }
+    }
+}
+
+/// Runs an async test body against SQLite and, when configured, PostgreSQL:
+/// `on_both_backends!(name)` expects `async fn name(app: TestApp)` in scope.
+macro_rules! on_both_backends {
+    ($($test:ident),+ $(,)?) => {
+        $(
+            mod $test {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    let app = crate::helpers::spawn_app(
+                        crate::helpers::Backend::Sqlite,
+                        concat!(module_path!()),
+                    )
+                    .await
+                    .unwrap();
+                    super::$test(app).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(app) = crate::helpers::spawn_app(
+                        crate::helpers::Backend::Postgres,
+                        concat!(module_path!()),
+                    )
+                    .await
+                    {
+                        super::$test(app).await;
+                    }
+                }
+            }
+        )+
+    };
+}
+pub(crate) use on_both_backends;

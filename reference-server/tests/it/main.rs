@@ -1,0 +1,12 @@
+//! Integration tests for the reference server. Every server test runs against a fresh
+//! SQLite database and, when `EDGE_TEST_DATABASE_URL` is set, against a fresh PostgreSQL
+//! database created for that test (see `helpers`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+mod errors;
+mod health;
+mod lifecycle;
+mod request_id;
