@@ -8,12 +8,18 @@ use serde_json::{Value, json};
 
 use edge_server::http::extract::Json;
 
-use crate::helpers::{Backend, Options, TestApp, on_both_backends, spawn_with};
+use crate::helpers::{Backend, Options, TestApp, for_each_backend, on_both_backends, spawn_with};
 
 on_both_backends!(
     unknown_routes_are_404_envelopes,
     wrong_methods_are_405_envelopes,
     oversized_bodies_are_413_envelopes_on_any_route,
+);
+for_each_backend!(
+    json_bodies_are_checked_with_envelopes,
+    a_chunked_body_over_the_limit_is_413_too,
+    slow_requests_time_out_with_an_envelope,
+    panics_are_generic_500_envelopes,
 );
 
 async fn envelope(response: reqwest::Response) -> Value {
@@ -68,7 +74,7 @@ struct Probe {
 
 /// A server with JSON-accepting, slow and panicking routes added through
 /// `Application::with_routes`, the way a team adds its own endpoints.
-async fn probe_app() -> TestApp {
+async fn probe_app(backend: Backend) -> TestApp {
     let routes = axum::Router::new()
         .route(
             "/probe",
@@ -98,12 +104,11 @@ async fn probe_app() -> TestApp {
         routes,
         ..Options::default()
     };
-    spawn_with(Backend::Sqlite, "probe", options).await.unwrap()
+    spawn_with(backend, "probe", options).await.unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn json_bodies_are_checked_with_envelopes() {
-    let app = probe_app().await;
+async fn json_bodies_are_checked_with_envelopes(backend: Backend) {
+    let app = probe_app(backend).await;
     let post = |body: &'static str, content_type: Option<&'static str>| {
         let mut request = app.client.post(app.url("/probe")).body(body);
         if let Some(ct) = content_type {
@@ -160,9 +165,8 @@ async fn json_bodies_are_checked_with_envelopes() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_chunked_body_over_the_limit_is_413_too() {
-    let app = probe_app().await;
+async fn a_chunked_body_over_the_limit_is_413_too(backend: Backend) {
+    let app = probe_app(backend).await;
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
         (0..8).map(|_| Ok(vec![b' '; 512])).collect();
     let response = app
@@ -180,17 +184,15 @@ async fn a_chunked_body_over_the_limit_is_413_too() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slow_requests_time_out_with_an_envelope() {
-    let app = probe_app().await;
+async fn slow_requests_time_out_with_an_envelope(backend: Backend) {
+    let app = probe_app(backend).await;
     let response = app.get("/slow").await;
     assert_eq!(response.status(), 408);
     assert_eq!(envelope(response).await["error"]["code"], "request_timeout");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn panics_are_generic_500_envelopes() {
-    let app = probe_app().await;
+async fn panics_are_generic_500_envelopes(backend: Backend) {
+    let app = probe_app(backend).await;
     let response = app.get("/panic").await;
     assert_eq!(response.status(), 500);
     let body = envelope(response).await;

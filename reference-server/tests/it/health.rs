@@ -1,11 +1,13 @@
 use serde_json::Value;
 
-use crate::helpers::{Backend, Options, TestApp, on_both_backends, spawn_with};
+use crate::helpers::{Backend, Options, TestApp, for_each_backend, on_both_backends, spawn_with};
 
 on_both_backends!(
     healthz_answers_ok_with_json,
-    readyz_answers_ready_when_migrated
+    readyz_answers_ready_when_migrated,
+    migrations_roll_back_and_reapply,
 );
+for_each_backend!(readyz_is_503_while_migrations_are_pending);
 
 async fn healthz_answers_ok_with_json(app: TestApp) {
     let response = app.get("/healthz").await;
@@ -64,12 +66,21 @@ async fn readyz_is_503_while_migrations_are_pending(backend: Backend) {
     assert_eq!(app.get("/readyz").await.status(), 200);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn readyz_is_503_while_migrations_are_pending_sqlite() {
-    readyz_is_503_while_migrations_are_pending(Backend::Sqlite).await;
-}
+async fn migrations_roll_back_and_reapply(app: TestApp) {
+    use edge_server::migrations::Migrator;
+    use sea_orm_migration::MigratorTrait as _;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn readyz_is_503_while_migrations_are_pending_postgres() {
-    readyz_is_503_while_migrations_are_pending(Backend::Postgres).await;
+    let before = edge_server::db::migration_state(&app.state.db)
+        .await
+        .unwrap();
+    assert!(before.pending.is_empty());
+    Migrator::down(&app.state.db, None).await.unwrap();
+    let down = edge_server::db::migration_state(&app.state.db)
+        .await
+        .unwrap();
+    assert!(down.applied.is_empty());
+    assert_eq!(down.pending, before.applied);
+    assert_eq!(app.get("/readyz").await.status(), 503);
+    edge_server::db::migrate(&app.state.db).await.unwrap();
+    assert_eq!(app.get("/readyz").await.status(), 200);
 }

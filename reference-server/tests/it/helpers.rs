@@ -42,6 +42,15 @@ impl TestApp {
         }
     }
 
+    /// Stops the server and hands back its data directory and database, so a second
+    /// server can start on them.
+    pub async fn stop_keeping_data(mut self) -> (tempfile::TempDir, Option<PgDatabase>) {
+        self.signal_shutdown();
+        self.wait_stopped().await.unwrap();
+        let data_dir = std::mem::replace(&mut self.data_dir, tempfile::tempdir().unwrap());
+        (data_dir, self._database.take())
+    }
+
     /// Waits for the server task after [`TestApp::signal_shutdown`].
     pub async fn wait_stopped(&mut self) -> std::io::Result<()> {
         match self.server.take() {
@@ -55,7 +64,10 @@ impl TestApp {
 pub struct Options {
     pub vars: Vec<(String, String)>,
     pub routes: axum::Router<AppState>,
+    /// Reuse this data directory (and so its SQLite database and secrets).
     pub data_dir: Option<tempfile::TempDir>,
+    /// Reuse this PostgreSQL database instead of creating one.
+    pub postgres: Option<PgDatabase>,
 }
 
 impl Default for Options {
@@ -64,6 +76,7 @@ impl Default for Options {
             vars: Vec::new(),
             routes: axum::Router::new(),
             data_dir: None,
+            postgres: None,
         }
     }
 }
@@ -99,11 +112,16 @@ pub async fn spawn_with(backend: Backend, test: &str, options: Options) -> Optio
     let (database_url, database) = match backend {
         Backend::Sqlite => (sqlite_url(data_dir.path()), None),
         Backend::Postgres => {
-            let Some(admin_url) = postgres_admin_url() else {
-                skip(test, "EDGE_TEST_DATABASE_URL is not set");
-                return None;
+            let db = match options.postgres {
+                Some(db) => db,
+                None => {
+                    let Some(admin_url) = postgres_admin_url() else {
+                        skip(test, "EDGE_TEST_DATABASE_URL is not set");
+                        return None;
+                    };
+                    PgDatabase::create(&admin_url).await
+                }
             };
-            let db = PgDatabase::create(&admin_url).await;
             (db.url.clone(), Some(db))
         }
     };
@@ -208,7 +226,7 @@ macro_rules! on_both_backends {
                 async fn sqlite() {
                     let app = crate::helpers::spawn_app(
                         crate::helpers::Backend::Sqlite,
-                        concat!(module_path!()),
+                        module_path!(),
                     )
                     .await
                     .unwrap();
@@ -219,7 +237,7 @@ macro_rules! on_both_backends {
                 async fn postgres() {
                     if let Some(app) = crate::helpers::spawn_app(
                         crate::helpers::Backend::Postgres,
-                        concat!(module_path!()),
+                        module_path!(),
                     )
                     .await
                     {
@@ -231,3 +249,29 @@ macro_rules! on_both_backends {
     };
 }
 pub(crate) use on_both_backends;
+
+/// Like [`on_both_backends`] for tests that start their own server:
+/// `for_each_backend!(name)` expects `async fn name(backend: Backend)` in scope. For
+/// PostgreSQL the test is skipped (and says so) when `EDGE_TEST_DATABASE_URL` is not set.
+macro_rules! for_each_backend {
+    ($($test:ident),+ $(,)?) => {
+        $(
+            mod $test {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$test(crate::helpers::Backend::Sqlite).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if crate::helpers::postgres_admin_url().is_some() {
+                        super::$test(crate::helpers::Backend::Postgres).await;
+                    } else {
+                        crate::helpers::skip(module_path!(), "EDGE_TEST_DATABASE_URL is not set");
+                    }
+                }
+            }
+        )+
+    };
+}
+pub(crate) use for_each_backend;

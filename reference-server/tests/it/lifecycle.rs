@@ -7,11 +7,15 @@ use axum::routing::get;
 use sea_orm::{ConnectionTrait as _, Statement};
 use secrecy::ExposeSecret as _;
 
-use crate::helpers::{Backend, Options, spawn_with};
+use crate::helpers::{Backend, Options, for_each_backend, spawn_with};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_start_reuses_the_database_and_the_secrets() {
-    let first = spawn_with(Backend::Sqlite, "restart", Options::default())
+for_each_backend!(
+    a_second_start_reuses_the_database_and_the_secrets,
+    shutdown_finishes_requests_in_flight,
+);
+
+async fn a_second_start_reuses_the_database_and_the_secrets(backend: Backend) {
+    let first = spawn_with(backend, "restart", Options::default())
         .await
         .unwrap();
     let jwt = first.state.secrets.jwt_secret.expose_secret().to_owned();
@@ -36,19 +40,14 @@ async fn a_second_start_reuses_the_database_and_the_secrets() {
         ))
         .await
         .unwrap();
-    let data_dir = {
-        let mut first = first;
-        first.signal_shutdown();
-        first.wait_stopped().await.unwrap();
-        // Keep the directory; the app is gone.
-        std::mem::replace(&mut first.data_dir, tempfile::tempdir().unwrap())
-    };
+    let (data_dir, postgres) = first.stop_keeping_data().await;
 
     let second = spawn_with(
-        Backend::Sqlite,
+        backend,
         "restart",
         Options {
             data_dir: Some(data_dir),
+            postgres,
             ..Options::default()
         },
     )
@@ -92,7 +91,7 @@ async fn shutdown_finishes_requests_in_flight(backend: Backend) {
             }),
         )
     };
-    let Some(mut app) = spawn_with(
+    let mut app = spawn_with(
         backend,
         "shutdown_finishes_requests_in_flight",
         Options {
@@ -101,9 +100,7 @@ async fn shutdown_finishes_requests_in_flight(backend: Backend) {
         },
     )
     .await
-    else {
-        return;
-    };
+    .unwrap();
 
     let url = app.url("/in-flight");
     let client = app.client.clone();
@@ -124,14 +121,4 @@ async fn shutdown_finishes_requests_in_flight(backend: Backend) {
     // Stopped: new connections are refused.
     let after = reqwest::Client::new().get(app.url("/healthz")).send().await;
     assert!(after.is_err(), "the server still answered after shutdown");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_finishes_requests_in_flight_sqlite() {
-    shutdown_finishes_requests_in_flight(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_finishes_requests_in_flight_postgres() {
-    shutdown_finishes_requests_in_flight(Backend::Postgres).await;
 }

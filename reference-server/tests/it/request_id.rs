@@ -33,3 +33,91 @@ async fn request_ids_are_generated_or_echoed(app: TestApp) {
     );
     assert_eq!(replaced.status(), 404);
 }
+
+/// A log writer that keeps what is written, for assertions.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'w> tracing_subscriber::fmt::MakeWriter<'w> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'w self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[test]
+fn every_log_line_of_a_request_carries_its_id() {
+    use axum::routing::get;
+
+    let captured = Captured::default();
+    let subscriber =
+        edge_server::telemetry::subscriber(edge_server::LogFormat::Json, "info", captured.clone());
+    // A current-thread runtime keeps the server's tasks on this thread, under this
+    // thread's subscriber.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let routes = axum::Router::new().route(
+            "/logs",
+            get(|| async {
+                tracing::info!("inside the handler");
+                tracing::warn!("a warning from the handler");
+                "ok"
+            }),
+        );
+        let app = crate::helpers::spawn_with(
+            crate::helpers::Backend::Sqlite,
+            "logs",
+            crate::helpers::Options {
+                routes,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let response = app
+            .client
+            .get(app.url("/logs"))
+            .header("x-request-id", "trace-me-1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    });
+
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .filter(|line: &serde_json::Value| line["span"]["path"] == "/logs")
+        .collect();
+    let messages: Vec<&str> = lines
+        .iter()
+        .map(|line| line["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            "inside the handler",
+            "a warning from the handler",
+            "request finished"
+        ],
+        "{text}"
+    );
+    for line in &lines {
+        assert_eq!(line["span"]["request_id"], "trace-me-1", "{line}");
+    }
+}
