@@ -84,6 +84,9 @@ pub struct Config {
     /// `EDGE_SHUTDOWN_GRACE_SECS`: how long in-flight requests may run after a shutdown
     /// signal. Default 30.
     pub shutdown_grace: Duration,
+    /// `EDGE_REDIS_URL`: when set, rate limits are shared by every server node through
+    /// Redis; otherwise each node limits in memory.
+    pub redis_url: Option<String>,
     /// The environment variables this configuration was read from that name secrets; the
     /// secrets themselves are loaded by [`crate::secrets::Secrets::load`].
     pub(crate) secret_vars: BTreeMap<String, String>,
@@ -103,6 +106,7 @@ impl fmt::Debug for Config {
             .field("request_timeout", &self.request_timeout)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
             .field("secret_vars", &self.secret_vars.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -222,6 +226,15 @@ impl Config {
             get("EDGE_SHUTDOWN_GRACE_SECS"),
             Some(30u64),
         )?);
+        let redis_url = get("EDGE_REDIS_URL");
+        if let Some(url) = &redis_url
+            && !url.starts_with("redis://")
+        {
+            return Err(ConfigError::new(
+                "EDGE_REDIS_URL",
+                "must start with redis:// (TLS connections to Redis are not supported)",
+            ));
+        }
         let secret_vars = crate::secrets::SECRETS
             .iter()
             .filter_map(|spec| {
@@ -242,6 +255,7 @@ impl Config {
             request_timeout,
             max_body_bytes,
             shutdown_grace,
+            redis_url,
             secret_vars,
         })
     }

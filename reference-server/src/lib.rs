@@ -14,11 +14,15 @@
 //! # Ok(()) }
 //! ```
 
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod entities;
 pub mod http;
+pub mod identity;
 pub mod migrations;
+pub mod organization_settings;
 pub mod secrets;
 pub mod startup;
 pub mod telemetry;
@@ -31,7 +35,7 @@ pub use config::{Config, Environment, LogFormat};
 pub use secrets::Secrets;
 pub use startup::{Application, StartupError, shutdown_signal};
 
-/// What every handler can reach: the database, the configuration, the secrets and the clock.
+/// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     /// The connection pool.
@@ -42,6 +46,12 @@ pub struct AppState {
     pub secrets: Arc<Secrets>,
     /// The clock; tests may fix it.
     pub clock: edge_core::SharedClock,
+    /// Resolves who is asking, for which organization, from a token or API key.
+    pub resolver: edge_tenancy::TenantResolver,
+    /// Rate limits (in memory, or shared through Redis).
+    pub limiter: Arc<dyn edge_tenancy::RateLimiter>,
+    /// Sign-up, login and sessions.
+    pub auth: identity::auth::Auth,
 }
 
 impl AppState {

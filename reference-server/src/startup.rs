@@ -7,6 +7,8 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::identity::auth::Auth;
+use crate::identity::stores::DbStores;
 use crate::secrets::{Secrets, SecretsError};
 use crate::{AppState, db, http};
 
@@ -20,6 +22,12 @@ pub enum StartupError {
     /// The database could not be opened or migrated.
     #[error("database: {0}")]
     Database(#[from] sea_orm::DbErr),
+    /// Redis (for shared rate limits) could not be reached.
+    #[error("redis: {0}")]
+    Redis(edge_core::Error),
+    /// The access-token signing key is unusable.
+    #[error("access tokens: {0}")]
+    Jwt(#[from] edge_tenancy::JwtError),
     /// The listening address could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -73,11 +81,28 @@ impl Application {
             address: config.bind,
             source,
         })?;
+        let limiter: Arc<dyn edge_tenancy::RateLimiter> = match &config.redis_url {
+            Some(url) => Arc::new(
+                edge_tenancy::RedisRateLimiter::connect(url, "edge:ratelimit")
+                    .await
+                    .map_err(StartupError::Redis)?,
+            ),
+            None => Arc::new(edge_tenancy::InMemoryRateLimiter::new(clock.clone())),
+        };
+        let jwt = Arc::new(jwt_codec(&secrets)?);
+        let stores = Arc::new(DbStores::new(db.clone(), clock.clone()));
+        let resolver = edge_tenancy::TenantResolver::new(stores.clone(), clock.clone())
+            .with_jwt(jwt.clone(), stores.clone())
+            .with_api_keys(stores);
+        let auth = Auth::new(db.clone(), clock.clone(), jwt, limiter.clone());
         let state = AppState {
             db,
             config: Arc::new(config),
             secrets: Arc::new(secrets),
             clock,
+            resolver,
+            limiter,
+            auth,
         };
         Ok(Self {
             listener,
@@ -146,6 +171,16 @@ impl Application {
             }
         }
     }
+}
+
+/// The access-token codec. The key id is derived from the secret, so rotating
+/// `EDGE_JWT_SECRET` changes it and old tokens are refused cleanly.
+fn jwt_codec(secrets: &Secrets) -> Result<edge_tenancy::JwtCodec, edge_tenancy::JwtError> {
+    use secrecy::ExposeSecret as _;
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(secrets.jwt_secret.expose_secret().as_bytes());
+    let kid = hex::encode(&digest[..4]);
+    edge_tenancy::JwtCodec::new("edge", "edge-api", kid, secrets.jwt_secret.clone())
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

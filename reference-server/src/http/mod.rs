@@ -1,14 +1,18 @@
 //! The HTTP API: routes, error envelope, extractors and middleware.
 
+pub mod auth;
+pub mod client;
 pub mod error;
 pub mod extract;
 pub mod health;
 pub mod middleware;
+pub mod views;
 
+use axum::Extension;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, StatusCode, Uri, header};
-use axum::routing::get;
+use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
@@ -24,8 +28,23 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .nest("/api/v1", api_v1())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// `/api/v1`: the public authentication routes and the authenticated API.
+fn api_v1() -> Router<AppState> {
+    let public = Router::new()
+        .route("/auth/signup", post(auth::signup))
+        .route("/auth/login", post(auth::login))
+        .route("/auth/refresh", post(auth::refresh));
+    let authenticated = Router::new()
+        .route("/auth/logout", post(auth::logout))
+        .route("/auth/switch", post(auth::switch))
+        .route("/me", get(auth::me))
+        .route("/me/password", post(auth::change_password));
+    public.merge(authenticated)
 }
 
 /// The complete application: [`routes`] with state and every layer applied.
@@ -36,8 +55,12 @@ pub fn app(state: AppState) -> Router {
 /// [`app`] with extra routes merged in before the layers are applied.
 pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
     let config = state.config.clone();
+    let resolver = state.resolver.clone();
     with_layers(
-        routes().merge(extra).with_state(state),
+        routes()
+            .merge(extra)
+            .layer(Extension(resolver))
+            .with_state(state),
         config.request_timeout,
         config.max_body_bytes,
     )

@@ -7,6 +7,7 @@
 use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_organizations;
+mod m20261123_000002_identity;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -14,6 +15,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261123_000001_organizations::Migration)]
+        vec![
+            Box::new(m20261123_000001_organizations::Migration),
+            Box::new(m20261123_000002_identity::Migration),
+        ]
     }
 }

@@ -1,0 +1,48 @@
+//! `organizations`: the tenants.
+
+use sea_orm::entity::prelude::*;
+
+/// An organization row.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "organizations")]
+pub struct Model {
+    /// The organization id.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    /// URL-safe unique name.
+    pub slug: String,
+    /// Legal or trading name.
+    pub name: String,
+    /// ISO currency of the wallet and prices.
+    pub currency: String,
+    /// ISO country, the default for national phone numbers.
+    pub country: String,
+    /// `active` or `suspended`.
+    pub status: String,
+    /// Created.
+    pub created_at: DateTimeUtc,
+    /// Last changed.
+    pub updated_at: DateTimeUtc,
+    /// White-label display name.
+    pub display_name: Option<String>,
+    /// White-label logo.
+    pub logo_url: Option<String>,
+    /// White-label primary colour, `#rrggbb`.
+    pub primary_color: Option<String>,
+    /// White-label accent colour, `#rrggbb`.
+    pub accent_color: Option<String>,
+    /// White-label custom domain.
+    pub custom_domain: Option<String>,
+    /// The plan, which sets rate limits and quotas.
+    pub plan: String,
+    /// A new login ends the user's other sessions in this organization.
+    pub single_active_session: bool,
+    /// The organization's vocabulary (milestones, lead sources, …), as JSON.
+    pub settings: Json,
+}
+
+/// No relations are navigated through the ORM.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
