@@ -149,6 +149,18 @@ define_id!(
     /// One HTTP request, as carried in `x-request-id` when the caller sends none.
     RequestId, "request id"
 );
+define_id!(
+    /// A transfer in the wallet ledger.
+    TransferId, "transfer id"
+);
+define_id!(
+    /// A hold (reservation) on a wallet.
+    HoldId, "hold id"
+);
+define_id!(
+    /// One entry (one side of a transfer) in the wallet ledger.
+    EntryId, "entry id"
+);
 
 #[cfg(test)]
 mod tests {

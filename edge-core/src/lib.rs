@@ -9,12 +9,15 @@
 //! - [`Clock`]: injected time, with [`SystemClock`] and [`FixedClock`];
 //! - [`IdempotencyKey`]: the key that makes a money operation safe to repeat;
 //! - [`Cursor`], [`PageRequest`] and [`Page`]: keyset pagination with opaque cursors;
-//! - [`Error`]: the one error enum shared by services and repositories.
+//! - [`Error`]: the one error enum shared by services and repositories;
+//! - [`ledger`]: the prepaid wallet ledger ([`Ledger`]) and its in-memory implementation;
+//! - [`BoxFuture`]: the future type returned by the object-safe repository traits.
 
 pub mod clock;
 pub mod error;
 pub mod id;
 pub mod idempotency;
+pub mod ledger;
 pub mod money;
 pub mod msisdn;
 pub mod page;
@@ -22,12 +25,21 @@ pub mod page;
 pub use clock::{Clock, FixedClock, SharedClock, SystemClock};
 pub use error::{Error, FieldError, Result};
 pub use id::{
-    ApiKeyId, MembershipId, OrgId, ParseIdError, PaymentId, RequestId, SessionId, UserId,
+    ApiKeyId, EntryId, HoldId, MembershipId, OrgId, ParseIdError, PaymentId, RequestId, SessionId,
+    TransferId, UserId,
 };
 pub use idempotency::{IdempotencyKey, IdempotencyKeyError};
+pub use ledger::{
+    Account, Balance, CaptureRequest, Entry, Hold, HoldStatus, InMemoryLedger, Ledger, LedgerEvent,
+    LedgerOutcome, ReserveRequest, Transfer, TransferRequest,
+};
 pub use money::{Currency, Money, MoneyError};
 pub use msisdn::{Country, Msisdn, MsisdnError};
 pub use page::{Cursor, CursorError, Page, PageRequest};
+
+/// A boxed, sendable future: what the methods of object-safe async traits such as
+/// [`Ledger`] return, so they can be used as `Arc<dyn Trait>` without a runtime dependency.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 #[doc(hidden)]
 pub mod __private {

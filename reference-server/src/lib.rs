@@ -23,9 +23,11 @@ pub mod http;
 pub mod identity;
 pub mod migrations;
 pub mod organization_settings;
+pub mod patch;
 pub mod secrets;
 pub mod startup;
 pub mod telemetry;
+pub mod usage;
 
 use std::sync::Arc;
 
@@ -52,6 +54,8 @@ pub struct AppState {
     pub limiter: Arc<dyn edge_tenancy::RateLimiter>,
     /// Sign-up, login and sessions.
     pub auth: identity::auth::Auth,
+    /// Counts what each organization consumes.
+    pub usage: Arc<dyn edge_tenancy::UsageMeter>,
 }
 
 impl AppState {

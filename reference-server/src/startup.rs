@@ -95,6 +95,7 @@ impl Application {
             .with_jwt(jwt.clone(), stores.clone())
             .with_api_keys(stores);
         let auth = Auth::new(db.clone(), clock.clone(), jwt, limiter.clone());
+        let usage = Arc::new(crate::usage::DbUsageMeter::new(db.clone(), clock.clone()));
         let state = AppState {
             db,
             config: Arc::new(config),
@@ -103,6 +104,7 @@ impl Application {
             resolver,
             limiter,
             auth,
+            usage,
         };
         Ok(Self {
             listener,

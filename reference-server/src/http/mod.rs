@@ -1,11 +1,13 @@
 //! The HTTP API: routes, error envelope, extractors and middleware.
 
+pub mod audit;
 pub mod auth;
 pub mod client;
 pub mod error;
 pub mod extract;
 pub mod health;
 pub mod middleware;
+pub mod usage;
 pub mod views;
 
 use axum::Extension;
@@ -18,23 +20,27 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 
+use edge_tenancy::axum::{AuthLayer, RateLimitLayer};
+
 use crate::AppState;
 use error::ApiError;
 
 /// The API routes, without the cross-cutting layers (see [`with_layers`]).
 ///
 /// Teams embedding the server can merge this into their own router.
-pub fn routes() -> Router<AppState> {
+pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .nest("/api/v1", api_v1())
+        .nest("/api/v1", api_v1(state))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
 }
 
-/// `/api/v1`: the public authentication routes and the authenticated API.
-fn api_v1() -> Router<AppState> {
+/// `/api/v1`: the public authentication routes, and the API that needs a token or an API
+/// key. Authenticated requests are rate-limited per organization by its plan and counted
+/// as usage.
+fn api_v1(state: &AppState) -> Router<AppState> {
     let public = Router::new()
         .route("/auth/signup", post(auth::signup))
         .route("/auth/login", post(auth::login))
@@ -43,7 +49,15 @@ fn api_v1() -> Router<AppState> {
         .route("/auth/logout", post(auth::logout))
         .route("/auth/switch", post(auth::switch))
         .route("/me", get(auth::me))
-        .route("/me/password", post(auth::change_password));
+        .route("/me/password", post(auth::change_password))
+        .route("/usage", get(usage::usage))
+        .route("/audit-log", get(audit::list))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            usage::count_api_call,
+        ))
+        .layer(RateLimitLayer::new(state.limiter.clone(), "api"))
+        .layer(AuthLayer::new(state.resolver.clone()));
     public.merge(authenticated)
 }
 
@@ -57,7 +71,7 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
     let config = state.config.clone();
     let resolver = state.resolver.clone();
     with_layers(
-        routes()
+        routes(&state)
             .merge(extra)
             .layer(Extension(resolver))
             .with_state(state),

@@ -6,7 +6,10 @@
 //!   key stores, so every request is resolved against the database;
 //! - [`passwords`] and [`tokens`]: argon2id hashing and opaque tokens.
 
+pub mod api_keys;
 pub mod auth;
+pub mod members;
+pub mod organization;
 pub mod passwords;
 pub mod stores;
 pub mod tokens;

@@ -1,0 +1,82 @@
+//! `GET /usage` and the middleware that counts API calls.
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use edge_tenancy::{Permission, TenantContext};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::error::ApiError;
+use super::extract::{Json, Query};
+use crate::AppState;
+use crate::entities::usage_counters;
+use crate::usage::{API_CALLS, periods};
+
+/// Counts one API call for the request's organization. A counting failure is logged and
+/// never fails the request.
+pub async fn count_api_call(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(ctx) = request.extensions().get::<TenantContext>() {
+        if let Err(err) = state.usage.record(ctx.org(), API_CALLS, 1).await {
+            tracing::warn!(error = %err, "could not count an API call");
+        }
+    }
+    next.run(request).await
+}
+
+/// `GET /usage` query.
+#[derive(Debug, Deserialize)]
+pub struct UsageQuery {
+    /// A day (`2026-11-23`) or month (`2026-11`); default: today and this month.
+    period: Option<String>,
+}
+
+/// The organization's usage: every metric for the requested period, or for today and
+/// this month, with the plan's limits.
+pub async fn usage(
+    State(state): State<AppState>,
+    ctx: TenantContext,
+    Query(query): Query<UsageQuery>,
+) -> Result<Json<Value>, ApiError> {
+    ctx.require(Permission::UsageRead)?;
+    let wanted: Vec<String> = match query.period {
+        Some(period) => {
+            let valid = chrono::NaiveDate::parse_from_str(&period, "%Y-%m-%d").is_ok()
+                || chrono::NaiveDate::parse_from_str(&format!("{period}-01"), "%Y-%m-%d").is_ok();
+            if !valid {
+                return Err(edge_core::Error::invalid(
+                    "period",
+                    "must be a day (YYYY-MM-DD) or a month (YYYY-MM)",
+                )
+                .into());
+            }
+            vec![period]
+        }
+        None => periods(state.clock.now()).to_vec(),
+    };
+    let rows = usage_counters::Entity::find()
+        .filter(usage_counters::Column::OrganizationId.eq(ctx.org().as_uuid()))
+        .filter(usage_counters::Column::Period.is_in(wanted.clone()))
+        .order_by_asc(usage_counters::Column::Metric)
+        .all(&state.db)
+        .await?;
+    let mut by_period = Map::new();
+    for period in &wanted {
+        let metrics: Map<String, Value> = rows
+            .iter()
+            .filter(|r| &r.period == period)
+            .map(|r| (r.metric.clone(), json!(r.count)))
+            .collect();
+        by_period.insert(period.clone(), Value::Object(metrics));
+    }
+    Ok(Json(json!({
+        "organization_id": ctx.org(),
+        "periods": by_period,
+        "limits": ctx.limits(),
+    })))
+}
