@@ -25,6 +25,55 @@ enum Command {
         #[command(subcommand)]
         action: Option<MigrateAction>,
     },
+    /// Platform operators (super_admin).
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+    /// Organizations (tenants).
+    Org {
+        #[command(subcommand)]
+        action: OrgAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminAction {
+    /// Create a platform operator. The password is read from EDGE_ADMIN_PASSWORD, or
+    /// from the first line of standard input.
+    Create {
+        /// The operator's email (their login).
+        #[arg(long)]
+        email: String,
+        /// Their name.
+        #[arg(long, default_value = "Platform operator")]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OrgAction {
+    /// Create an organization; with --admin-email, print the first admin's invitation token.
+    Create {
+        /// Its name.
+        #[arg(long)]
+        name: String,
+        /// URL-safe unique name (derived from the name if absent).
+        #[arg(long)]
+        slug: Option<String>,
+        /// free, standard, enterprise.
+        #[arg(long)]
+        plan: Option<String>,
+        /// Currency (KES, UGX, TZS, RWF, USD).
+        #[arg(long)]
+        currency: Option<String>,
+        /// Country (KE, UG, TZ, RW).
+        #[arg(long)]
+        country: Option<String>,
+        /// Invite this email as the organization's first org_admin.
+        #[arg(long)]
+        admin_email: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -64,6 +113,136 @@ async fn run(cli: Cli, config: Config) -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await,
         Command::Migrate { action } => migrate(config, action.unwrap_or(MigrateAction::Up)).await,
+        Command::Admin { action } => admin(config, action).await,
+        Command::Org { action } => org(config, action).await,
+    }
+}
+
+/// Connects and checks that the schema is current, for the operator commands.
+async fn migrated_db(config: &Config) -> Result<sea_orm::DatabaseConnection, String> {
+    let db = db::connect(config)
+        .await
+        .map_err(|e| format!("cannot connect to the database: {e}"))?;
+    if config.migrate_on_start {
+        db::migrate(&db)
+            .await
+            .map_err(|e| format!("migration failed: {e}"))?;
+    }
+    let state = db::migration_state(&db)
+        .await
+        .map_err(|e| format!("cannot read migration status: {e}"))?;
+    if !state.pending.is_empty() {
+        return Err("migrations are pending: run `edge-server migrate` first".into());
+    }
+    Ok(db)
+}
+
+async fn admin(config: Config, action: AdminAction) -> ExitCode {
+    let AdminAction::Create { email, name } = action;
+    let password = match std::env::var("EDGE_ADMIN_PASSWORD") {
+        Ok(p) if !p.is_empty() => p,
+        _ => {
+            eprintln!(
+                "password (EDGE_ADMIN_PASSWORD not set; reading one line from standard input):"
+            );
+            let mut line = String::new();
+            if std::io::stdin().read_line(&mut line).is_err() {
+                eprintln!("edge-server: could not read a password");
+                return ExitCode::FAILURE;
+            }
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    };
+    let db = match migrated_db(&config).await {
+        Ok(db) => db,
+        Err(message) => {
+            eprintln!("edge-server: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match crate::identity::operator::create_operator(
+        &db,
+        chrono::Utc::now(),
+        &email,
+        &name,
+        secrecy::SecretString::from(password),
+    )
+    .await
+    {
+        Ok((user, platform)) => {
+            println!(
+                "operator {} ({}) in organization {} ({})",
+                user.email, user.id, platform.slug, platform.id
+            );
+            println!("log in with POST /api/v1/auth/login; the token's role is super_admin");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("edge-server: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn org(config: Config, action: OrgAction) -> ExitCode {
+    let OrgAction::Create {
+        name,
+        slug,
+        plan,
+        currency,
+        country,
+        admin_email,
+    } = action;
+    let db = match migrated_db(&config).await {
+        Ok(db) => db,
+        Err(message) => {
+            eprintln!("edge-server: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let input = crate::identity::operator::NewOrganization {
+        name,
+        slug,
+        plan,
+        currency,
+        country,
+        admin_email,
+    };
+    match crate::identity::operator::create_organization(
+        &db,
+        crate::audit::Actor::System,
+        &crate::audit::ClientInfo::default(),
+        chrono::Utc::now(),
+        input,
+    )
+    .await
+    {
+        Ok(created) => {
+            let org = &created.organization;
+            println!(
+                "organization {} ({}) created, plan {}",
+                org.slug, org.id, org.plan
+            );
+            if let Some((token, expires_at)) = created.invitation {
+                use secrecy::ExposeSecret as _;
+                println!("first admin's invitation token (valid until {expires_at}; shown once):");
+                println!("{}", token.expose_secret());
+                println!(
+                    "accept it with POST /api/v1/invitations/accept {{\"token\", \"name\", \"password\"}}"
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(edge_core::Error::Validation(fields)) => {
+            for f in fields {
+                eprintln!("edge-server: {}: {}", f.field, f.message);
+            }
+            ExitCode::from(2)
+        }
+        Err(err) => {
+            eprintln!("edge-server: {err}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -46,7 +46,7 @@ impl From<AuthError> for ApiError {
 }
 
 /// The body of a successful sign-up, login, refresh or switch.
-fn session_body(login: &Login) -> Value {
+pub(crate) fn session_body(login: &Login) -> Value {
     json!({
         "organization": OrganizationView::from(&login.organization),
         "user": UserView::from(&login.user),

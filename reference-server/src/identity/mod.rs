@@ -9,6 +9,7 @@
 pub mod api_keys;
 pub mod auth;
 pub mod members;
+pub mod operator;
 pub mod organization;
 pub mod passwords;
 pub mod stores;

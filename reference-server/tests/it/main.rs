@@ -11,3 +11,4 @@ mod errors;
 mod health;
 mod lifecycle;
 mod request_id;
+mod tenancy;

@@ -1,0 +1,841 @@
+//! The wall between tenants, checked over every route of the catalog, and the permission
+//! matrix exercised per role over HTTP.
+
+use reqwest::Method;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Statement,
+};
+use serde_json::{Value, json};
+
+use edge_server::entities::{api_keys, invitations, memberships, organizations, sessions, users};
+use edge_server::http::{Access, catalog};
+use edge_tenancy::{Permission, Role};
+
+use crate::auth::{PASSWORD, login, signup, token};
+use crate::helpers::{TestApp, on_both_backends};
+
+on_both_backends!(
+    every_route_keeps_tenants_apart,
+    the_permission_matrix_holds_over_http,
+    api_keys_are_shown_once_work_and_stop_when_revoked,
+    members_are_invited_promoted_and_deactivated,
+    operators_create_and_suspend_organizations,
+    usage_and_the_audit_log_are_per_organization,
+);
+
+/// An organization with data of every kind the API exposes.
+struct World {
+    org: String,
+    admin_token: String,
+    admin_user: String,
+    member_user: String,
+    member_token: String,
+    api_key_id: String,
+    api_key_prefix: String,
+    invitation_id: String,
+}
+
+async fn send(
+    app: &TestApp,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let mut request = app
+        .client
+        .request(method, app.url(&format!("/api/v1{path}")))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.unwrap()
+}
+
+async fn invite_and_accept(app: &TestApp, admin: &str, email: &str, role: &str) -> Value {
+    let invited = send(
+        app,
+        admin,
+        Method::POST,
+        "/users/invitations",
+        Some(json!({"email": email, "role": role})),
+    )
+    .await;
+    assert_eq!(invited.status(), 201);
+    let invited: Value = invited.json().await.unwrap();
+    let accepted = app
+        .client
+        .post(app.url("/api/v1/invitations/accept"))
+        .json(&json!({"token": invited["token"], "name": "Member", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 201);
+    accepted.json().await.unwrap()
+}
+
+async fn world(app: &TestApp, name: &str, domain: &str) -> World {
+    let admin = signup(app, name, &format!("admin@{domain}")).await;
+    let admin_token = token(&admin);
+    let member = invite_and_accept(app, &admin_token, &format!("member@{domain}"), "manager").await;
+    let key = send(
+        app,
+        &admin_token,
+        Method::POST,
+        "/api-keys",
+        Some(json!({"name": "integration"})),
+    )
+    .await;
+    assert_eq!(key.status(), 201);
+    let key: Value = key.json().await.unwrap();
+    let pending = send(
+        app,
+        &admin_token,
+        Method::POST,
+        "/users/invitations",
+        Some(json!({"email": format!("pending@{domain}")})),
+    )
+    .await;
+    let pending: Value = pending.json().await.unwrap();
+    World {
+        org: admin["organization"]["id"].as_str().unwrap().to_owned(),
+        admin_token,
+        admin_user: admin["user"]["id"].as_str().unwrap().to_owned(),
+        member_user: member["user"]["id"].as_str().unwrap().to_owned(),
+        member_token: token(&member),
+        api_key_id: key["id"].as_str().unwrap().to_owned(),
+        api_key_prefix: key["prefix"].as_str().unwrap().to_owned(),
+        invitation_id: pending["invitation"]["id"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// Fills a catalog path's `{id}` with the victim's record of the right kind. A route with
+/// a parameter this does not know fails the test: extend it when adding such a route.
+fn victim_path(path: &str, victim: &World) -> String {
+    let id = if path.starts_with("/api-keys/") {
+        &victim.api_key_id
+    } else if path.starts_with("/users/") {
+        &victim.member_user
+    } else if path.starts_with("/admin/organizations/") {
+        &victim.org
+    } else {
+        assert!(
+            !path.contains('{'),
+            "the isolation harness does not know what {{id}} is in {path}: extend victim_path"
+        );
+        return path.to_owned();
+    };
+    path.replace("{id}", id)
+}
+
+/// A valid body for each route that takes one, so that a refusal is about the tenant,
+/// not the body's shape. Pointing at another tenant's records where a body can.
+fn sample_body(method: &Method, path: &str, victim: &World) -> Option<Value> {
+    match (method.as_str(), path) {
+        ("POST", "/auth/switch") => Some(json!({"organization_id": victim.org})),
+        ("POST", "/me/password") => Some(
+            json!({"current_password": "not it at all", "new_password": "another long password"}),
+        ),
+        ("PATCH", "/organization") => Some(json!({"name": "Renamed by the harness"})),
+        ("PUT", "/organization/settings") => Some(
+            serde_json::to_value(
+                edge_server::organization_settings::OrganizationSettings::default(),
+            )
+            .unwrap(),
+        ),
+        ("POST", "/api-keys") => Some(json!({"name": "harness"})),
+        ("POST", "/users/invitations") => {
+            Some(json!({"email": "newcomer@elsewhere.example", "role": "user"}))
+        }
+        ("PATCH", "/users/{id}") => Some(json!({"role": "user"})),
+        ("POST", "/admin/organizations") => Some(json!({"name": "Harness Org"})),
+        (_, _) if matches!(method.as_str(), "POST" | "PATCH" | "PUT") => Some(json!({})),
+        _ => None,
+    }
+}
+
+/// Everything of one organization, to check that nothing of it changes.
+async fn snapshot(db: &DatabaseConnection, org: uuid::Uuid) -> Vec<String> {
+    let mut out = Vec::new();
+    out.push(format!(
+        "{:?}",
+        organizations::Entity::find_by_id(org)
+            .one(db)
+            .await
+            .unwrap()
+    ));
+    let members = memberships::Entity::find()
+        .filter(memberships::Column::OrganizationId.eq(org))
+        .all(db)
+        .await
+        .unwrap();
+    for m in &members {
+        out.push(format!("{m:?}"));
+        out.push(format!(
+            "{:?}",
+            users::Entity::find_by_id(m.user_id).one(db).await.unwrap()
+        ));
+    }
+    for s in sessions::Entity::find()
+        .filter(sessions::Column::OrganizationId.eq(org))
+        .all(db)
+        .await
+        .unwrap()
+    {
+        out.push(format!("{s:?}"));
+    }
+    for k in api_keys::Entity::find()
+        .filter(api_keys::Column::OrganizationId.eq(org))
+        .all(db)
+        .await
+        .unwrap()
+    {
+        out.push(format!("{k:?}"));
+    }
+    for i in invitations::Entity::find()
+        .filter(invitations::Column::OrganizationId.eq(org))
+        .all(db)
+        .await
+        .unwrap()
+    {
+        out.push(format!("{i:?}"));
+    }
+    // And a row count of every tenant-owned table, including ones added later.
+    for table in tenant_tables(db).await {
+        let row = db
+            .query_one_raw(Statement::from_sql_and_values(
+                db.get_database_backend(),
+                format!("SELECT COUNT(*) AS n FROM {table} WHERE organization_id = $1"),
+                [org.into()],
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let n: i64 = row.try_get("", "n").unwrap();
+        // API calls are counted for the caller's organization, never the victim's.
+        out.push(format!("{table}: {n}"));
+    }
+    out
+}
+
+async fn tenant_tables(db: &DatabaseConnection) -> Vec<String> {
+    let sql = match db.get_database_backend() {
+        sea_orm::DatabaseBackend::Sqlite => {
+            "SELECT m.name AS t FROM sqlite_master m JOIN pragma_table_info(m.name) c WHERE m.type = 'table' AND c.name = 'organization_id' ORDER BY m.name"
+        }
+        _ => {
+            "SELECT table_name::text AS t FROM information_schema.columns WHERE column_name = 'organization_id' AND table_schema = current_schema() ORDER BY table_name"
+        }
+    };
+    let rows = db
+        .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap();
+    let tables: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get::<String>("", "t").unwrap())
+        .collect();
+    assert!(tables.len() >= 7, "{tables:?}");
+    tables
+}
+
+async fn every_route_keeps_tenants_apart(app: TestApp) {
+    let victim = world(&app, "Alpha Traders", "alpha.example").await;
+    let intruder = world(&app, "Beta Supplies", "beta.example").await;
+    let leaks = [
+        victim.org.clone(),
+        victim.admin_user.clone(),
+        victim.member_user.clone(),
+        victim.api_key_id.clone(),
+        victim.api_key_prefix.clone(),
+        victim.invitation_id.clone(),
+        "alpha.example".to_owned(),
+        "Alpha Traders".to_owned(),
+    ];
+    let victim_org: uuid::Uuid = victim.org.parse().unwrap();
+    let before = snapshot(&app.state.db, victim_org).await;
+
+    let mut routes = catalog();
+    // Log out last: it ends the intruder's session.
+    routes.sort_by_key(|r| r.path == "/auth/logout");
+    let mut checked = 0;
+    for route in routes {
+        if route.access == Access::Public {
+            continue;
+        }
+        let path = victim_path(route.path, &victim);
+        let body = sample_body(&route.method, route.path, &victim);
+        let response = send(
+            &app,
+            &intruder.admin_token,
+            route.method.clone(),
+            &path,
+            body,
+        )
+        .await;
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        if route.path.contains("{id}") {
+            assert!(
+                status == 404 || status == 403,
+                "{} {path} with another tenant's id answered {status}: {text}",
+                route.method
+            );
+        }
+        for leak in &leaks {
+            assert!(
+                !text.contains(leak.as_str()),
+                "{} {path} leaked {leak:?}: {text}",
+                route.method
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 20, "only {checked} routes checked");
+    assert_eq!(
+        snapshot(&app.state.db, victim_org).await,
+        before,
+        "the victim's data changed"
+    );
+
+    // The victim is unaffected.
+    let me = send(&app, &victim.admin_token, Method::GET, "/me", None).await;
+    assert_eq!(me.status(), 200);
+    let _ = victim.member_token;
+}
+
+async fn the_permission_matrix_holds_over_http(app: TestApp) {
+    let admin = signup(&app, "Matrix", "admin@matrix.example").await;
+    let admin_token = token(&admin);
+    let manager = invite_and_accept(&app, &admin_token, "manager@matrix.example", "manager").await;
+    let user = invite_and_accept(&app, &admin_token, "user@matrix.example", "user").await;
+    let roles = [
+        (Role::OrgAdmin, admin_token.clone()),
+        (Role::Manager, token(&manager)),
+        (Role::User, token(&user)),
+    ];
+
+    let nobody = World {
+        org: uuid::Uuid::now_v7().to_string(),
+        admin_token: String::new(),
+        admin_user: String::new(),
+        member_user: uuid::Uuid::now_v7().to_string(),
+        member_token: String::new(),
+        api_key_id: uuid::Uuid::now_v7().to_string(),
+        api_key_prefix: String::new(),
+        invitation_id: String::new(),
+    };
+    let mut rows = 0;
+    for (role, role_token) in &roles {
+        for route in catalog() {
+            let Access::Permission(permission) = route.access else {
+                continue;
+            };
+            // Ids that exist nowhere: allowed calls answer 404, refused ones 403.
+            let path = victim_path(route.path, &nobody);
+            let body = sample_body(&route.method, route.path, &nobody).map(|b| {
+                if route.path == "/users/invitations" {
+                    json!({"email": format!("x{rows}@matrix.example")})
+                } else {
+                    b
+                }
+            });
+            let response = send(&app, role_token, route.method.clone(), &path, body).await;
+            let status = response.status().as_u16();
+            let allowed = role.allows(permission);
+            if allowed {
+                assert_ne!(
+                    status, 403,
+                    "{role} should be allowed {} {path} ({permission})",
+                    route.method
+                );
+                assert_ne!(status, 401);
+            } else {
+                assert_eq!(
+                    status, 403,
+                    "{role} should be refused {} {path} ({permission})",
+                    route.method
+                );
+            }
+            rows += 1;
+        }
+    }
+    assert!(rows >= 3 * 18, "{rows}");
+    assert!(!Role::Manager.allows(Permission::MembersManage));
+}
+
+async fn api_keys_are_shown_once_work_and_stop_when_revoked(app: TestApp) {
+    let admin = signup(&app, "Keys", "admin@keys.example").await;
+    let admin_token = token(&admin);
+    let created = send(
+        &app,
+        &admin_token,
+        Method::POST,
+        "/api-keys",
+        Some(json!({"name": "ERP sync", "role": "manager"})),
+    )
+    .await;
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    let key = created["key"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("edge_live_"), "{key}");
+    assert!(key.contains(created["prefix"].as_str().unwrap()));
+
+    let listed: Value = send(&app, &admin_token, Method::GET, "/api-keys", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    assert!(
+        !listed.to_string().contains(&key),
+        "the key is shown only once"
+    );
+    let stored = api_keys::Entity::find()
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!format!("{stored:?}").contains(&key["edge_live_".len()..]));
+
+    // The key works, with its role.
+    let me = send(&app, &key, Method::GET, "/me", None).await;
+    assert_eq!(me.status(), 200);
+    let me: Value = me.json().await.unwrap();
+    assert_eq!(me["role"], "manager");
+    assert_eq!(
+        send(&app, &key, Method::GET, "/api-keys", None)
+            .await
+            .status(),
+        403
+    );
+
+    // Nobody hands out more than they have; nonsense is refused.
+    let too_high = send(
+        &app,
+        &admin_token,
+        Method::POST,
+        "/api-keys",
+        Some(json!({"name": "x", "role": "super_admin"})),
+    )
+    .await;
+    assert_eq!(too_high.status(), 422);
+
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(
+        send(
+            &app,
+            &admin_token,
+            Method::DELETE,
+            &format!("/api-keys/{id}"),
+            None
+        )
+        .await
+        .status(),
+        204
+    );
+    assert_eq!(
+        send(&app, &key, Method::GET, "/me", None).await.status(),
+        401
+    );
+    assert_eq!(
+        send(
+            &app,
+            &admin_token,
+            Method::DELETE,
+            &format!("/api-keys/{id}"),
+            None
+        )
+        .await
+        .status(),
+        204
+    );
+    let unknown = uuid::Uuid::now_v7();
+    assert_eq!(
+        send(
+            &app,
+            &admin_token,
+            Method::DELETE,
+            &format!("/api-keys/{unknown}"),
+            None
+        )
+        .await
+        .status(),
+        404
+    );
+    assert_eq!(
+        send(
+            &app,
+            &admin_token,
+            Method::DELETE,
+            "/api-keys/not-an-id",
+            None
+        )
+        .await
+        .status(),
+        404
+    );
+}
+
+async fn members_are_invited_promoted_and_deactivated(app: TestApp) {
+    let admin = signup(&app, "People", "admin@people.example").await;
+    let admin_token = token(&admin);
+    let joined = invite_and_accept(&app, &admin_token, "Njeri@People.example", "user").await;
+    assert_eq!(joined["role"], "user");
+    assert_eq!(joined["organization"]["id"], admin["organization"]["id"]);
+    let member_token = token(&joined);
+    let member_id = joined["user"]["id"].as_str().unwrap().to_owned();
+
+    let members: Value = send(&app, &admin_token, Method::GET, "/users", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let emails: Vec<&str> = members["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(emails, ["admin@people.example", "njeri@people.example"]);
+
+    // A used invitation cannot be used again.
+    let again = send(
+        &app,
+        &admin_token,
+        Method::POST,
+        "/users/invitations",
+        Some(json!({"email": "njeri@people.example"})),
+    )
+    .await;
+    assert_eq!(again.status(), 409);
+
+    // Promotion ends the member's sessions so the new role applies at once.
+    let promoted = send(
+        &app,
+        &admin_token,
+        Method::PATCH,
+        &format!("/users/{member_id}"),
+        Some(json!({"role": "manager"})),
+    )
+    .await;
+    assert_eq!(promoted.status(), 200);
+    assert_eq!(promoted.json::<Value>().await.unwrap()["role"], "manager");
+    assert_eq!(
+        send(&app, &member_token, Method::GET, "/me", None)
+            .await
+            .status(),
+        401
+    );
+    let relogged: Value = login(
+        &app,
+        json!({"email": "njeri@people.example", "password": PASSWORD}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(relogged["role"], "manager");
+
+    // The last admin cannot be demoted or deactivated, and nobody changes themselves.
+    let admin_id = admin["user"]["id"].as_str().unwrap();
+    let own = send(
+        &app,
+        &admin_token,
+        Method::POST,
+        &format!("/users/{admin_id}/deactivate"),
+        None,
+    )
+    .await;
+    assert_eq!(own.status(), 409);
+
+    let deactivated = send(
+        &app,
+        &admin_token,
+        Method::POST,
+        &format!("/users/{member_id}/deactivate"),
+        None,
+    )
+    .await;
+    assert_eq!(deactivated.status(), 200);
+    assert_eq!(
+        send(&app, &token(&relogged), Method::GET, "/me", None)
+            .await
+            .status(),
+        401
+    );
+    let refused = login(
+        &app,
+        json!({"email": "njeri@people.example", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(refused.status(), 403);
+    let back = send(
+        &app,
+        &admin_token,
+        Method::POST,
+        &format!("/users/{member_id}/reactivate"),
+        None,
+    )
+    .await;
+    assert_eq!(back.status(), 200);
+    assert_eq!(
+        login(
+            &app,
+            json!({"email": "njeri@people.example", "password": PASSWORD})
+        )
+        .await
+        .status(),
+        200
+    );
+
+    // A bad invitation token is refused.
+    let bad = app
+        .client
+        .post(app.url("/api/v1/invitations/accept"))
+        .json(&json!({"token": "inv_nope", "name": "X", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+}
+
+async fn operators_create_and_suspend_organizations(app: TestApp) {
+    edge_server::identity::operator::create_operator(
+        &app.state.db,
+        chrono::Utc::now(),
+        "ops@edge.example",
+        "Ops",
+        secrecy::SecretString::from(PASSWORD),
+    )
+    .await
+    .unwrap();
+    let ops: Value = login(
+        &app,
+        json!({"email": "ops@edge.example", "password": PASSWORD}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(ops["role"], "super_admin");
+    let ops_token = token(&ops);
+
+    let created = send(
+        &app,
+        &ops_token,
+        Method::POST,
+        "/admin/organizations",
+        Some(json!({"name": "Chama Group", "plan": "free", "admin_email": "boss@chama.example"})),
+    )
+    .await;
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    assert_eq!(created["organization"]["plan"], "free");
+    let org_id = created["organization"]["id"].as_str().unwrap().to_owned();
+    let accepted = app
+        .client
+        .post(app.url("/api/v1/invitations/accept"))
+        .json(
+            &json!({"token": created["invitation"]["token"], "name": "Boss", "password": PASSWORD}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 201);
+    let boss: Value = accepted.json().await.unwrap();
+    assert_eq!(boss["role"], "org_admin");
+
+    let listed: Value = send(
+        &app,
+        &ops_token,
+        Method::GET,
+        "/admin/organizations?limit=1",
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    let next = listed["next_cursor"].as_str().unwrap();
+    let rest: Value = send(
+        &app,
+        &ops_token,
+        Method::GET,
+        &format!("/admin/organizations?cursor={next}"),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert!(
+        rest["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["id"] == org_id.as_str())
+    );
+
+    let suspended = send(
+        &app,
+        &ops_token,
+        Method::POST,
+        &format!("/admin/organizations/{org_id}/suspend"),
+        None,
+    )
+    .await;
+    assert_eq!(suspended.status(), 200);
+    assert_eq!(
+        send(&app, &token(&boss), Method::GET, "/me", None)
+            .await
+            .status(),
+        403
+    );
+    send(
+        &app,
+        &ops_token,
+        Method::POST,
+        &format!("/admin/organizations/{org_id}/reactivate"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        send(&app, &token(&boss), Method::GET, "/me", None)
+            .await
+            .status(),
+        200
+    );
+
+    // An org admin is not an operator.
+    assert_eq!(
+        send(
+            &app,
+            &token(&boss),
+            Method::GET,
+            "/admin/organizations",
+            None
+        )
+        .await
+        .status(),
+        403
+    );
+    let unknown = uuid::Uuid::now_v7();
+    assert_eq!(
+        send(
+            &app,
+            &ops_token,
+            Method::POST,
+            &format!("/admin/organizations/{unknown}/suspend"),
+            None
+        )
+        .await
+        .status(),
+        404
+    );
+}
+
+async fn usage_and_the_audit_log_are_per_organization(app: TestApp) {
+    let admin = signup(&app, "Counted", "admin@counted.example").await;
+    let admin_token = token(&admin);
+    for _ in 0..3 {
+        send(&app, &admin_token, Method::GET, "/me", None).await;
+    }
+    send(
+        &app,
+        &admin_token,
+        Method::POST,
+        "/api-keys",
+        Some(json!({"name": "audited"})),
+    )
+    .await;
+    let usage: Value = send(&app, &admin_token, Method::GET, "/usage", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let periods = usage["periods"].as_object().unwrap();
+    assert_eq!(periods.len(), 2);
+    for (_, metrics) in periods {
+        // 3 × /me, 1 × /api-keys, and this /usage call itself.
+        assert_eq!(metrics["api_calls"], 5, "{usage}");
+    }
+    let bad = send(
+        &app,
+        &admin_token,
+        Method::GET,
+        "/usage?period=yesterday",
+        None,
+    )
+    .await;
+    assert_eq!(bad.status(), 422);
+
+    let log: Value = send(&app, &admin_token, Method::GET, "/audit-log", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let actions: Vec<&str> = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["api_key.create", "organization.signup"]);
+    let entry = &log["items"][0];
+    assert_eq!(entry["actor_type"], "user");
+    assert_eq!(entry["actor_id"], admin["user"]["id"]);
+    assert!(entry["ip_address"].as_str().unwrap().starts_with("127."));
+    assert!(entry["request_id"].is_string());
+
+    let filtered: Value = send(
+        &app,
+        &admin_token,
+        Method::GET,
+        "/audit-log?action=organization.signup&limit=1",
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(filtered["items"].as_array().unwrap().len(), 1);
+    assert!(filtered["next_cursor"].is_null());
+    let paged: Value = send(&app, &admin_token, Method::GET, "/audit-log?limit=1", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let cursor = paged["next_cursor"].as_str().unwrap();
+    let second: Value = send(
+        &app,
+        &admin_token,
+        Method::GET,
+        &format!("/audit-log?limit=1&cursor={cursor}"),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(second["items"][0]["action"], "organization.signup");
+    let tampered = send(
+        &app,
+        &admin_token,
+        Method::GET,
+        "/audit-log?cursor=garbage!",
+        None,
+    )
+    .await;
+    assert_eq!(tampered.status(), 422);
+
+    // Another organization sees none of it.
+    let other = signup(&app, "Other", "admin@other.example").await;
+    let theirs: Value = send(&app, &token(&other), Method::GET, "/audit-log", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(theirs["items"].as_array().unwrap().len(), 1);
+}
