@@ -35,6 +35,11 @@ impl TestApp {
         self.client.get(self.url(path)).send().await.unwrap()
     }
 
+    /// The PostgreSQL database URL of this test, if it runs on PostgreSQL.
+    pub fn postgres_url(&self) -> Option<&str> {
+        self._database.as_ref().map(|db| db.url.as_str())
+    }
+
     /// Sends the shutdown signal without waiting.
     pub fn signal_shutdown(&mut self) {
         if let Some(tx) = self.shutdown.take() {

@@ -839,3 +839,100 @@ async fn usage_and_the_audit_log_are_per_organization(app: TestApp) {
         .unwrap();
     assert_eq!(theirs["items"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn row_level_security_hides_every_row_without_the_tenant_setting() {
+    use sea_orm::{Database, TransactionTrait};
+
+    let Some(app) =
+        crate::helpers::spawn_app(crate::helpers::Backend::Postgres, "row_level_security").await
+    else {
+        return;
+    };
+    let alpha = signup(&app, "Alpha", "admin@alpha.example").await;
+    let beta = signup(&app, "Beta", "admin@beta.example").await;
+    let alpha_org = alpha["organization"]["id"].as_str().unwrap().to_owned();
+    let beta_org = beta["organization"]["id"].as_str().unwrap().to_owned();
+
+    // The runtime role: neither superuser nor owner, as a production server connects.
+    let role = format!("edge_runtime_{}", uuid::Uuid::now_v7().simple());
+    let owner = &app.state.db;
+    owner
+        .execute_unprepared(&format!(
+            "CREATE ROLE {role} LOGIN; GRANT USAGE ON SCHEMA public TO {role}; \
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role};"
+        ))
+        .await
+        .unwrap();
+    let mut url = url::Url::parse(app.postgres_url().unwrap()).unwrap();
+    url.set_username(&role).unwrap();
+    url.set_password(None).unwrap();
+    let runtime = Database::connect(url.as_str()).await.unwrap();
+    let count = |sql: &'static str| {
+        let runtime = runtime.clone();
+        async move {
+            let row = runtime
+                .query_one_raw(Statement::from_string(
+                    sea_orm::DatabaseBackend::Postgres,
+                    sql,
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            row.try_get::<i64>("", "n").unwrap()
+        }
+    };
+
+    // No setting: nothing at all, in every tenant table.
+    assert_eq!(count("SELECT COUNT(*) AS n FROM memberships").await, 0);
+    assert_eq!(count("SELECT COUNT(*) AS n FROM sessions").await, 0);
+    assert_eq!(count("SELECT COUNT(*) AS n FROM audit_log").await, 0);
+    // The owner (a superuser here) sees both organizations' rows.
+    let all = owner
+        .query_one_raw(Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT COUNT(*) AS n FROM memberships",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap();
+    assert_eq!(all, 2);
+
+    // With Alpha's setting: only Alpha's rows; writing a row of Beta's is refused.
+    let txn = runtime.begin().await.unwrap();
+    txn.execute_unprepared(&format!("SET LOCAL edge.organization_id = '{alpha_org}'"))
+        .await
+        .unwrap();
+    let rows = txn
+        .query_all_raw(Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT organization_id::text AS org FROM memberships",
+        ))
+        .await
+        .unwrap();
+    let orgs: Vec<String> = rows.iter().map(|r| r.try_get("", "org").unwrap()).collect();
+    assert_eq!(orgs, [alpha_org.clone()]);
+    let smuggled = txn
+        .execute_unprepared(&format!(
+            "INSERT INTO audit_log (organization_id, id, actor_type, action, details, created_at) \
+             VALUES ('{beta_org}', '{}', 'system', 'smuggled', '{{}}', now())",
+            uuid::Uuid::now_v7()
+        ))
+        .await;
+    assert!(
+        smuggled.is_err(),
+        "a row for another organization was accepted"
+    );
+    txn.rollback().await.unwrap();
+
+    // The setting is per transaction: gone afterwards.
+    assert_eq!(count("SELECT COUNT(*) AS n FROM memberships").await, 0);
+
+    runtime.close().await.unwrap();
+    owner
+        .execute_unprepared(&format!("DROP OWNED BY {role}; DROP ROLE {role};"))
+        .await
+        .unwrap();
+}
