@@ -913,7 +913,7 @@ async fn row_level_security_hides_every_row_without_the_tenant_setting() {
         .await
         .unwrap();
     let orgs: Vec<String> = rows.iter().map(|r| r.try_get("", "org").unwrap()).collect();
-    assert_eq!(orgs, [alpha_org.clone()]);
+    assert_eq!(orgs, vec![alpha_org]);
     let smuggled = txn
         .execute_unprepared(&format!(
             "INSERT INTO audit_log (organization_id, id, actor_type, action, details, created_at) \
