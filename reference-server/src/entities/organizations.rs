@@ -46,3 +46,34 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+impl Model {
+    /// A new active organization with default branding and vocabulary.
+    pub fn new_active(
+        slug: String,
+        name: String,
+        currency: String,
+        country: String,
+        plan: String,
+        now: DateTimeUtc,
+    ) -> Self {
+        Self {
+            id: edge_core::OrgId::new().as_uuid(),
+            slug,
+            name,
+            currency,
+            country,
+            status: "active".into(),
+            created_at: now,
+            updated_at: now,
+            display_name: None,
+            logo_url: None,
+            primary_color: None,
+            accent_color: None,
+            custom_domain: None,
+            plan,
+            single_active_session: false,
+            settings: crate::organization_settings::default_settings(),
+        }
+    }
+}

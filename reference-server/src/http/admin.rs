@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use edge_core::{Cursor, OrgId, Page, PageRequest};
+use edge_core::{OrgId, Page};
 use edge_tenancy::TenantContext;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::client::Client;
 use super::error::ApiError;
-use super::extract::{Json, Path, Query};
+use super::extract::{Json, Path, Query, page_request};
 use super::views::OrganizationView;
 use crate::AppState;
 use crate::audit::Actor;
@@ -62,14 +62,7 @@ pub async fn list(
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Page<OrganizationView>>, ApiError> {
     operator::require_operator(&ctx)?;
-    let page = PageRequest {
-        limit: query.limit,
-        cursor: query
-            .cursor
-            .map(Cursor::from_client)
-            .transpose()
-            .map_err(edge_core::Error::from)?,
-    };
+    let page = page_request(query.limit, query.cursor)?;
     let after: Option<uuid::Uuid> = page.after().map_err(edge_core::Error::from)?;
     let rows =
         operator::list_organizations(&state.db, query.status.as_deref(), after, page.limit())

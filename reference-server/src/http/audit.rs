@@ -2,13 +2,13 @@
 
 use axum::extract::State;
 use chrono::{DateTime, Utc};
-use edge_core::{Cursor, Page, PageRequest};
+use edge_core::Page;
 use edge_tenancy::{Permission, TenantContext};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
-use super::extract::{Json, Query};
+use super::extract::{Json, Query, page_request};
 use crate::AppState;
 use crate::entities::audit_log;
 
@@ -56,14 +56,7 @@ pub async fn list(
     Query(query): Query<AuditQuery>,
 ) -> Result<Json<Page<AuditEntryView>>, ApiError> {
     ctx.require(Permission::AuditRead)?;
-    let page = PageRequest {
-        limit: query.limit,
-        cursor: query
-            .cursor
-            .map(Cursor::from_client)
-            .transpose()
-            .map_err(edge_core::Error::from)?,
-    };
+    let page = page_request(query.limit, query.cursor)?;
     let after: Option<uuid::Uuid> = page.after().map_err(edge_core::Error::from)?;
     let mut select =
         audit_log::Entity::find().filter(audit_log::Column::OrganizationId.eq(ctx.org().as_uuid()));

@@ -108,3 +108,16 @@ where
         }
     }
 }
+
+/// `?limit=…&cursor=…` of a keyset-paginated list, read into a [`PageRequest`]; a cursor
+/// that is not one this server issued is a 422 naming `cursor`.
+pub fn page_request(
+    limit: Option<u32>,
+    cursor: Option<String>,
+) -> Result<edge_core::PageRequest, ApiError> {
+    let cursor = cursor
+        .map(edge_core::Cursor::from_client)
+        .transpose()
+        .map_err(edge_core::Error::from)?;
+    Ok(edge_core::PageRequest { limit, cursor })
+}

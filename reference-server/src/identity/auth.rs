@@ -197,26 +197,16 @@ impl Auth {
         let password_hash = passwords::hash(input.password).await?;
         let now = self.clock.now();
         let txn = self.db.begin().await?;
-        let org = OrgId::new();
         let slug = self.free_slug(&txn, &organization_name).await?;
-        let organization = organizations::Model {
-            id: org.as_uuid(),
+        let organization = organizations::Model::new_active(
             slug,
-            name: organization_name,
-            currency: "KES".into(),
-            country: "KE".into(),
-            status: "active".into(),
-            created_at: now,
-            updated_at: now,
-            display_name: None,
-            logo_url: None,
-            primary_color: None,
-            accent_color: None,
-            custom_domain: None,
-            plan: "standard".into(),
-            single_active_session: false,
-            settings: crate::organization_settings::default_settings(),
-        };
+            organization_name,
+            "KES".into(),
+            "KE".into(),
+            "standard".into(),
+            now,
+        );
+        let org = OrgId::from_uuid(organization.id);
         organizations::Entity::insert(organizations::ActiveModel::from(organization.clone()))
             .exec_without_returning(&txn)
             .await?;

@@ -18,7 +18,6 @@ use super::members::INVITATION_TTL_DAYS;
 use super::{PLANS, passwords, tokens};
 use crate::audit::{self, Actor, ClientInfo};
 use crate::entities::{invitations, memberships, organizations, users};
-use crate::organization_settings::default_settings;
 
 /// The slug of the organization operators belong to.
 pub const PLATFORM_SLUG: &str = "platform";
@@ -133,24 +132,7 @@ pub async fn create_organization(
     {
         return Err(Error::Conflict(format!("the slug {slug:?} is taken")));
     }
-    let organization = organizations::Model {
-        id: OrgId::new().as_uuid(),
-        slug,
-        name,
-        currency,
-        country,
-        status: "active".into(),
-        created_at: now,
-        updated_at: now,
-        display_name: None,
-        logo_url: None,
-        primary_color: None,
-        accent_color: None,
-        custom_domain: None,
-        plan,
-        single_active_session: false,
-        settings: default_settings(),
-    };
+    let organization = organizations::Model::new_active(slug, name, currency, country, plan, now);
     organizations::Entity::insert(organizations::ActiveModel::from(organization.clone()))
         .exec_without_returning(&txn)
         .await
@@ -290,24 +272,14 @@ pub async fn create_operator(
     {
         Some(org) => org,
         None => {
-            let org = organizations::Model {
-                id: OrgId::new().as_uuid(),
-                slug: PLATFORM_SLUG.into(),
-                name: "Platform operators".into(),
-                currency: "KES".into(),
-                country: "KE".into(),
-                status: "active".into(),
-                created_at: now,
-                updated_at: now,
-                display_name: None,
-                logo_url: None,
-                primary_color: None,
-                accent_color: None,
-                custom_domain: None,
-                plan: "platform".into(),
-                single_active_session: false,
-                settings: default_settings(),
-            };
+            let org = organizations::Model::new_active(
+                PLATFORM_SLUG.into(),
+                "Platform operators".into(),
+                "KES".into(),
+                "KE".into(),
+                "platform".into(),
+                now,
+            );
             organizations::Entity::insert(organizations::ActiveModel::from(org.clone()))
                 .exec_without_returning(&txn)
                 .await
