@@ -10,7 +10,8 @@ use crate::migrations::Migrator;
 
 /// Opens the connection pool described by `config`.
 ///
-/// For SQLite the database file's directory is created if needed, and every connection
+/// On PostgreSQL every connection is set to the tenant scope of the task that takes it
+/// (see [`crate::tenant_scope`]). For SQLite the database file's directory is created if needed, and every connection
 /// uses WAL journaling, foreign keys and a busy timeout, so concurrent writers wait for
 /// each other instead of failing.
 pub async fn connect(config: &Config) -> Result<DatabaseConnection, DbErr> {
@@ -28,6 +29,13 @@ pub async fn connect(config: &Config) -> Result<DatabaseConnection, DbErr> {
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(10))
         .sqlx_logging(false)
+        .map_sqlx_postgres_pool_opts(|pool| {
+            // Every connection handed out carries the tenant scope of the task taking it.
+            pool.after_connect(|conn, _| Box::pin(crate::tenant_scope::apply(conn)))
+                .before_acquire(|conn, _| {
+                    Box::pin(async move { crate::tenant_scope::apply(conn).await.map(|()| true) })
+                })
+        })
         .map_sqlx_sqlite_opts(|opts| {
             opts.create_if_missing(true)
                 .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)

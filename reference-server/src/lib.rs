@@ -27,6 +27,7 @@ pub mod patch;
 pub mod secrets;
 pub mod startup;
 pub mod telemetry;
+pub mod tenant_scope;
 pub mod usage;
 
 use std::sync::Arc;

@@ -26,13 +26,14 @@ pub async fn create(
     Json(input): Json<NewOrganization>,
 ) -> Result<Response, ApiError> {
     operator::require_operator(&ctx)?;
-    let created = operator::create_organization(
+    // Operators act across tenants.
+    let created = crate::tenant_scope::cross_tenant(operator::create_organization(
         &state.db,
         Actor::of(&ctx),
         &client,
         state.clock.now(),
         input,
-    )
+    ))
     .await?;
     let invitation = created.invitation.map(|(token, expires_at)| {
         json!({ "token": token.expose_secret(), "role": "org_admin", "expires_at": expires_at })
@@ -80,9 +81,15 @@ pub async fn suspend(
     Client(client): Client,
     Path(org): Path<OrgId>,
 ) -> Result<Json<OrganizationView>, ApiError> {
-    let row =
-        operator::set_organization_active(&state.db, &ctx, &client, state.clock.now(), org, false)
-            .await?;
+    let row = crate::tenant_scope::cross_tenant(operator::set_organization_active(
+        &state.db,
+        &ctx,
+        &client,
+        state.clock.now(),
+        org,
+        false,
+    ))
+    .await?;
     Ok(Json(OrganizationView::from(&row)))
 }
 
@@ -93,8 +100,14 @@ pub async fn reactivate(
     Client(client): Client,
     Path(org): Path<OrgId>,
 ) -> Result<Json<OrganizationView>, ApiError> {
-    let row =
-        operator::set_organization_active(&state.db, &ctx, &client, state.clock.now(), org, true)
-            .await?;
+    let row = crate::tenant_scope::cross_tenant(operator::set_organization_active(
+        &state.db,
+        &ctx,
+        &client,
+        state.clock.now(),
+        org,
+        true,
+    ))
+    .await?;
     Ok(Json(OrganizationView::from(&row)))
 }

@@ -149,10 +149,10 @@ pub async fn switch(
     Client(client): Client,
     Json(body): Json<SwitchBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let login = state
-        .auth
-        .switch(&ctx, body.organization_id, &client)
-        .await?;
+    // Looks up the membership in, and starts a session for, another organization.
+    let login =
+        crate::tenant_scope::cross_tenant(state.auth.switch(&ctx, body.organization_id, &client))
+            .await?;
     Ok(Json(session_body(&login)))
 }
 
@@ -182,11 +182,14 @@ pub async fn me(
         .one(&state.db)
         .await?
         .ok_or_else(|| ApiError::from(edge_core::Error::Unauthenticated))?;
-    let rows = memberships::Entity::find()
-        .filter(memberships::Column::UserId.eq(user.id))
-        .order_by_asc(memberships::Column::CreatedAt)
-        .all(&state.db)
-        .await?;
+    // A user's memberships span organizations.
+    let rows = crate::tenant_scope::cross_tenant(
+        memberships::Entity::find()
+            .filter(memberships::Column::UserId.eq(user.id))
+            .order_by_asc(memberships::Column::CreatedAt)
+            .all(&state.db),
+    )
+    .await?;
     let mut list = Vec::with_capacity(rows.len());
     for m in rows {
         if let Some(org) = organizations::Entity::find_by_id(m.organization_id)
@@ -223,9 +226,13 @@ pub async fn change_password(
     Client(client): Client,
     Json(body): Json<PasswordBody>,
 ) -> Result<StatusCode, ApiError> {
-    state
-        .auth
-        .change_password(&ctx, body.current_password, body.new_password, &client)
-        .await?;
+    // Ends the user's sessions in every organization.
+    crate::tenant_scope::cross_tenant(state.auth.change_password(
+        &ctx,
+        body.current_password,
+        body.new_password,
+        &client,
+    ))
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }

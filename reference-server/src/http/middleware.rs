@@ -72,6 +72,23 @@ fn is_acceptable_request_id(value: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
+/// Runs the request in the cross-tenant database scope (see [`crate::tenant_scope`]).
+pub async fn scope_cross_tenant(request: Request, next: Next) -> Response {
+    crate::tenant_scope::cross_tenant(next.run(request)).await
+}
+
+/// Runs an authenticated request in its organization's database scope, so row-level
+/// security shows it only its own rows.
+pub async fn scope_to_organization(request: Request, next: Next) -> Response {
+    match request.extensions().get::<edge_tenancy::TenantContext>() {
+        Some(ctx) => {
+            let org = ctx.org();
+            crate::tenant_scope::in_organization(org, next.run(request)).await
+        }
+        None => ApiError::from(edge_core::Error::Unauthenticated).into_response(),
+    }
+}
+
 /// Largest non-JSON error body read to reuse its text as the envelope's message.
 const MAX_PLAIN_ERROR_BODY: usize = 4096;
 

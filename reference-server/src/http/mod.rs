@@ -64,8 +64,13 @@ fn api_v1(state: &AppState) -> Router<AppState> {
             usage::count_api_call,
         ))
         .layer(RateLimitLayer::new(state.limiter.clone(), "api"))
+        .layer(axum::middleware::from_fn(middleware::scope_to_organization))
         .layer(AuthLayer::new(state.resolver.clone()));
-    public.merge(authenticated)
+    // Until a request is authenticated, its lookups (tokens, API keys, emails) are
+    // cross-tenant by design; after, it sees only its organization's rows.
+    public
+        .merge(authenticated)
+        .layer(axum::middleware::from_fn(middleware::scope_cross_tenant))
 }
 
 /// Who may call a route.

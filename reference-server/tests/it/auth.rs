@@ -138,7 +138,7 @@ async fn signup_refuses_bad_input_and_taken_emails(app: TestApp) {
     // Nothing of the refused sign-up was kept.
     let orgs = organizations::Entity::find()
         .filter(organizations::Column::Name.eq("Second"))
-        .all(&app.state.db)
+        .all(app.db())
         .await
         .unwrap();
     assert!(orgs.is_empty());
@@ -245,7 +245,7 @@ async fn single_active_session_ends_other_sessions(app: TestApp) {
             organizations::Column::SingleActiveSession,
             Expr::value(true),
         )
-        .exec(&app.state.db)
+        .exec(app.db())
         .await
         .unwrap();
     let third: Value = login(&app, credentials).await.json().await.unwrap();
@@ -319,7 +319,7 @@ async fn deactivated_users_and_suspended_organizations_are_refused(app: TestApp)
 
     organizations::Entity::update_many()
         .col_expr(organizations::Column::Status, Expr::value("suspended"))
-        .exec(&app.state.db)
+        .exec(app.db())
         .await
         .unwrap();
     let me = get_as(&app, &access, "/api/v1/me").await;
@@ -329,14 +329,14 @@ async fn deactivated_users_and_suspended_organizations_are_refused(app: TestApp)
     assert_eq!(code(refused).await, "organization_suspended");
     organizations::Entity::update_many()
         .col_expr(organizations::Column::Status, Expr::value("active"))
-        .exec(&app.state.db)
+        .exec(app.db())
         .await
         .unwrap();
     assert_eq!(get_as(&app, &access, "/api/v1/me").await.status(), 200);
 
     memberships::Entity::update_many()
         .col_expr(memberships::Column::Status, Expr::value("deactivated"))
-        .exec(&app.state.db)
+        .exec(app.db())
         .await
         .unwrap();
     assert_eq!(get_as(&app, &access, "/api/v1/me").await.status(), 401);
@@ -346,12 +346,12 @@ async fn deactivated_users_and_suspended_organizations_are_refused(app: TestApp)
 
     memberships::Entity::update_many()
         .col_expr(memberships::Column::Status, Expr::value("active"))
-        .exec(&app.state.db)
+        .exec(app.db())
         .await
         .unwrap();
     users::Entity::update_many()
         .col_expr(users::Column::Status, Expr::value("deactivated"))
-        .exec(&app.state.db)
+        .exec(app.db())
         .await
         .unwrap();
     assert_eq!(get_as(&app, &access, "/api/v1/me").await.status(), 401);
@@ -372,7 +372,7 @@ async fn members_of_several_organizations_choose_and_switch(app: TestApp) {
     // Bidii's admin adds Acme's admin as a manager (directly: invitations are their own test).
     let user_a = users::Entity::find()
         .filter(users::Column::Email.eq("a@example.com"))
-        .one(&app.state.db)
+        .one(app.db())
         .await
         .unwrap()
         .unwrap();
@@ -391,7 +391,7 @@ async fn members_of_several_organizations_choose_and_switch(app: TestApp) {
         created_at: sea_orm::Set(now),
         updated_at: sea_orm::Set(now),
     })
-    .exec_without_returning(&app.state.db)
+    .exec_without_returning(app.db())
     .await
     .unwrap();
 

@@ -62,7 +62,7 @@ async fn readyz_is_503_while_migrations_are_pending(backend: Backend) {
     assert_eq!(app.get("/healthz").await.status(), 200);
 
     // Once migrated (as `edge-server migrate` does), it is ready.
-    edge_server::db::migrate(&app.state.db).await.unwrap();
+    edge_server::db::migrate(app.db()).await.unwrap();
     assert_eq!(app.get("/readyz").await.status(), 200);
 }
 
@@ -70,17 +70,13 @@ async fn migrations_roll_back_and_reapply(app: TestApp) {
     use edge_server::migrations::Migrator;
     use sea_orm_migration::MigratorTrait as _;
 
-    let before = edge_server::db::migration_state(&app.state.db)
-        .await
-        .unwrap();
+    let before = edge_server::db::migration_state(app.db()).await.unwrap();
     assert!(before.pending.is_empty());
-    Migrator::down(&app.state.db, None).await.unwrap();
-    let down = edge_server::db::migration_state(&app.state.db)
-        .await
-        .unwrap();
+    Migrator::down(app.db(), None).await.unwrap();
+    let down = edge_server::db::migration_state(app.db()).await.unwrap();
     assert!(down.applied.is_empty());
     assert_eq!(down.pending, before.applied);
     assert_eq!(app.get("/readyz").await.status(), 503);
-    edge_server::db::migrate(&app.state.db).await.unwrap();
+    edge_server::db::migrate(app.db()).await.unwrap();
     assert_eq!(app.get("/readyz").await.status(), 200);
 }

@@ -20,6 +20,9 @@ pub struct TestApp {
     pub backend: Backend,
     pub data_dir: tempfile::TempDir,
     pub state: AppState,
+    /// On PostgreSQL, a connection as the owner of the tables (the server itself runs as
+    /// a runtime role that row-level security applies to); on SQLite, the server's own.
+    owner: sea_orm::DatabaseConnection,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     // Dropped last: drops the PostgreSQL database after the server is gone.
@@ -35,7 +38,12 @@ impl TestApp {
         self.client.get(self.url(path)).send().await.unwrap()
     }
 
-    /// The PostgreSQL database URL of this test, if it runs on PostgreSQL.
+    /// A connection for tests to read and change rows directly, past row-level security.
+    pub fn db(&self) -> &sea_orm::DatabaseConnection {
+        &self.owner
+    }
+
+    /// The PostgreSQL database URL of this test (as the owner), if it runs on PostgreSQL.
     pub fn postgres_url(&self) -> Option<&str> {
         self._database.as_ref().map(|db| db.url.as_str())
     }
@@ -114,8 +122,13 @@ pub async fn spawn_with(backend: Backend, test: &str, options: Options) -> Optio
         Some(dir) => dir,
         None => tempfile::tempdir().unwrap(),
     };
-    let (database_url, database) = match backend {
-        Backend::Sqlite => (sqlite_url(data_dir.path()), None),
+    let migrate = !options
+        .vars
+        .iter()
+        .any(|(k, v)| k == "EDGE_MIGRATE_ON_START" && v == "false");
+    let mut vars = options.vars.clone();
+    let (database_url, database, owner) = match backend {
+        Backend::Sqlite => (sqlite_url(data_dir.path()), None, None),
         Backend::Postgres => {
             let db = match options.postgres {
                 Some(db) => db,
@@ -127,16 +140,23 @@ pub async fn spawn_with(backend: Backend, test: &str, options: Options) -> Optio
                     PgDatabase::create(&admin_url).await
                 }
             };
-            (db.url.clone(), Some(db))
+            // Migrations run as the owner; the server runs as the runtime role.
+            let owner = Database::connect(db.url.as_str()).await.unwrap();
+            if migrate {
+                edge_server::db::migrate(&owner).await.unwrap();
+            }
+            vars.push(("EDGE_MIGRATE_ON_START".into(), "false".into()));
+            (db.runtime_url.clone(), Some(db), Some(owner))
         }
     };
-    let config = test_config(data_dir.path(), &database_url, &options.vars);
+    let config = test_config(data_dir.path(), &database_url, &vars);
     let app = Application::build(config)
         .await
         .unwrap()
         .with_routes(options.routes);
     let address = app.address();
     let state = app.state().clone();
+    let owner = owner.unwrap_or_else(|| state.db.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async move {
         rx.await.ok();
@@ -147,6 +167,7 @@ pub async fn spawn_with(backend: Backend, test: &str, options: Options) -> Optio
         backend,
         data_dir,
         state,
+        owner,
         shutdown: Some(tx),
         server: Some(server),
         _database: database,
@@ -169,11 +190,17 @@ pub fn skip(test: &str, why: &str) {
     writeln!(err, "SKIPPED {test} [postgres]: {why}").ok();
 }
 
-/// A PostgreSQL database created for one test and dropped after it.
+/// A PostgreSQL database created for one test and dropped after it, with a runtime role
+/// (neither superuser nor owner, so row-level security applies to it) that may read and
+/// write every table the owner creates in it.
 pub struct PgDatabase {
     admin_url: String,
     name: String,
+    role: String,
+    /// The database as the owner (the admin user).
     pub url: String,
+    /// The database as the runtime role.
+    pub runtime_url: String,
 }
 
 impl PgDatabase {
@@ -184,13 +211,33 @@ impl PgDatabase {
             .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
             .await
             .unwrap();
+        let role = format!("{name}_runtime");
+        admin
+            .execute_unprepared(&format!("CREATE ROLE \"{role}\" LOGIN"))
+            .await
+            .unwrap();
         admin.close().await.ok();
         let mut url = url::Url::parse(admin_url).unwrap();
         url.set_path(&format!("/{name}"));
+        let owner = Database::connect(url.as_str()).await.unwrap();
+        owner
+            .execute_unprepared(&format!(
+                "GRANT USAGE ON SCHEMA public TO \"{role}\"; \
+                 ALTER DEFAULT PRIVILEGES IN SCHEMA public \
+                 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO \"{role}\";"
+            ))
+            .await
+            .unwrap();
+        owner.close().await.ok();
+        let mut runtime = url.clone();
+        runtime.set_username(&role).unwrap();
+        runtime.set_password(None).unwrap();
         Self {
             admin_url: admin_url.to_owned(),
             name,
+            role,
             url: url.to_string(),
+            runtime_url: runtime.to_string(),
         }
     }
 }
@@ -199,6 +246,7 @@ impl Drop for PgDatabase {
     fn drop(&mut self) {
         let admin_url = self.admin_url.clone();
         let name = self.name.clone();
+        let role = self.role.clone();
         // Drop runs inside the test's runtime; use a thread with its own runtime.
         let dropped = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -209,6 +257,9 @@ impl Drop for PgDatabase {
                 let admin = Database::connect(admin_url.as_str()).await?;
                 admin
                     .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .await?;
+                admin
+                    .execute_unprepared(&format!("DROP ROLE IF EXISTS \"{role}\""))
                     .await?;
                 admin.close().await
             })

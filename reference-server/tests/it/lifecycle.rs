@@ -25,10 +25,9 @@ async fn a_second_start_reuses_the_database_and_the_secrets(backend: Backend) {
     );
     let now = chrono::Utc::now();
     first
-        .state
-        .db
+        .db()
         .execute_raw(Statement::from_sql_and_values(
-            first.state.db.get_database_backend(),
+            first.db().get_database_backend(),
             "INSERT INTO organizations (id, slug, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)",
             [
                 uuid::Uuid::now_v7().into(),
@@ -59,10 +58,9 @@ async fn a_second_start_reuses_the_database_and_the_secrets(backend: Backend) {
     );
     assert_eq!(second.state.secrets.jwt_secret.expose_secret(), jwt);
     let row = second
-        .state
-        .db
+        .db()
         .query_one_raw(Statement::from_string(
-            second.state.db.get_database_backend(),
+            second.db().get_database_backend(),
             "SELECT name FROM organizations WHERE slug = 'acme'",
         ))
         .await

@@ -253,7 +253,7 @@ async fn every_route_keeps_tenants_apart(app: TestApp) {
         "Alpha Traders".to_owned(),
     ];
     let victim_org: uuid::Uuid = victim.org.parse().unwrap();
-    let before = snapshot(&app.state.db, victim_org).await;
+    let before = snapshot(app.db(), victim_org).await;
 
     let mut routes = catalog();
     // Log out last: it ends the intruder's session.
@@ -293,7 +293,7 @@ async fn every_route_keeps_tenants_apart(app: TestApp) {
     }
     assert!(checked >= 20, "only {checked} routes checked");
     assert_eq!(
-        snapshot(&app.state.db, victim_org).await,
+        snapshot(app.db(), victim_org).await,
         before,
         "the victim's data changed"
     );
@@ -392,7 +392,7 @@ async fn api_keys_are_shown_once_work_and_stop_when_revoked(app: TestApp) {
         "the key is shown only once"
     );
     let stored = api_keys::Entity::find()
-        .one(&app.state.db)
+        .one(app.db())
         .await
         .unwrap()
         .unwrap();
@@ -602,7 +602,7 @@ async fn members_are_invited_promoted_and_deactivated(app: TestApp) {
 
 async fn operators_create_and_suspend_organizations(app: TestApp) {
     edge_server::identity::operator::create_operator(
-        &app.state.db,
+        app.db(),
         chrono::Utc::now(),
         "ops@edge.example",
         "Ops",
@@ -856,7 +856,7 @@ async fn row_level_security_hides_every_row_without_the_tenant_setting() {
 
     // The runtime role: neither superuser nor owner, as a production server connects.
     let role = format!("edge_runtime_{}", uuid::Uuid::now_v7().simple());
-    let owner = &app.state.db;
+    let owner = app.db();
     owner
         .execute_unprepared(&format!(
             "CREATE ROLE {role} LOGIN; GRANT USAGE ON SCHEMA public TO {role}; \
