@@ -134,7 +134,10 @@ pub async fn spawn_with(backend: Backend, test: &str, options: Options) -> Optio
                 Some(db) => db,
                 None => {
                     let Some(admin_url) = postgres_admin_url() else {
-                        skip(test, "EDGE_TEST_DATABASE_URL is not set");
+                        skip(
+                            &format!("{test} [postgres]"),
+                            "EDGE_TEST_DATABASE_URL is not set",
+                        );
                         return None;
                     };
                     PgDatabase::create(&admin_url).await
@@ -184,10 +187,10 @@ pub fn postgres_admin_url() -> Option<String> {
         .filter(|v| !v.trim().is_empty())
 }
 
-/// Says on the real stderr (not the captured one) that a variant was skipped.
+/// Says on the real stderr (not the captured one) that a test or variant was skipped.
 pub fn skip(test: &str, why: &str) {
     let mut err = std::io::stderr();
-    writeln!(err, "SKIPPED {test} [postgres]: {why}").ok();
+    writeln!(err, "SKIPPED {test}: {why}").ok();
 }
 
 /// A PostgreSQL database created for one test and dropped after it, with a runtime role
@@ -323,7 +326,10 @@ macro_rules! for_each_backend {
                     if crate::helpers::postgres_admin_url().is_some() {
                         super::$test(crate::helpers::Backend::Postgres).await;
                     } else {
-                        crate::helpers::skip(module_path!(), "EDGE_TEST_DATABASE_URL is not set");
+                        crate::helpers::skip(
+                            concat!(module_path!(), " [postgres]"),
+                            "EDGE_TEST_DATABASE_URL is not set",
+                        );
                     }
                 }
             }

@@ -10,5 +10,6 @@ mod auth;
 mod errors;
 mod health;
 mod lifecycle;
+mod rate_limits;
 mod request_id;
 mod tenancy;
