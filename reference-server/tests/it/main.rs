@@ -9,5 +9,6 @@ mod helpers;
 mod auth;
 mod errors;
 mod health;
+mod ledger;
 mod lifecycle;
 mod request_id;
