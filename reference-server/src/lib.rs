@@ -21,6 +21,7 @@ pub mod db;
 pub mod entities;
 pub mod http;
 pub mod identity;
+pub mod ledger;
 pub mod migrations;
 pub mod organization_settings;
 pub mod patch;

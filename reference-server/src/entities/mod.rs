@@ -6,6 +6,11 @@
 pub mod api_keys;
 pub mod audit_log;
 pub mod invitations;
+pub mod ledger_entries;
+pub mod ledger_holds;
+pub mod ledger_idempotency;
+pub mod ledger_transfers;
+pub mod ledger_wallets;
 pub mod memberships;
 pub mod organizations;
 pub mod refresh_tokens;

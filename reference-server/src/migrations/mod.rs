@@ -8,6 +8,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_organizations;
 mod m20261123_000002_identity;
+mod m20261123_000003_ledger;
 mod m20261123_000004_row_level_security;
 
 /// Every migration, oldest first.
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_organizations::Migration),
             Box::new(m20261123_000002_identity::Migration),
+            Box::new(m20261123_000003_ledger::Migration),
             Box::new(m20261123_000004_row_level_security::Migration),
         ]
     }

@@ -9,6 +9,7 @@ mod helpers;
 mod auth;
 mod errors;
 mod health;
+mod ledger;
 mod lifecycle;
 mod rate_limits;
 mod request_id;
