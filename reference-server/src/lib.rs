@@ -58,6 +58,8 @@ pub struct AppState {
     pub auth: identity::auth::Auth,
     /// Counts what each organization consumes.
     pub usage: Arc<dyn edge_tenancy::UsageMeter>,
+    /// The wallet ledger: the only way a balance moves.
+    pub ledger: Arc<dyn edge_core::Ledger>,
 }
 
 impl AppState {

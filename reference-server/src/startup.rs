@@ -96,6 +96,7 @@ impl Application {
             .with_api_keys(stores);
         let auth = Auth::new(db.clone(), clock.clone(), jwt, limiter.clone());
         let usage = Arc::new(crate::usage::DbUsageMeter::new(db.clone(), clock.clone()));
+        let ledger = Arc::new(crate::ledger::SqlLedger::new(db.clone(), clock.clone()));
         let state = AppState {
             db,
             config: Arc::new(config),
@@ -105,6 +106,7 @@ impl Application {
             limiter,
             auth,
             usage,
+            ledger,
         };
         Ok(Self {
             listener,

@@ -11,6 +11,7 @@ pub mod middleware;
 pub mod organization;
 pub mod usage;
 pub mod views;
+pub mod wallet;
 
 use axum::Extension;
 use axum::Router;
@@ -220,6 +221,18 @@ pub fn catalog() -> Vec<ApiRoute> {
         ),
         ApiRoute::new(
             Method::GET,
+            "/wallet",
+            P(Perm::BillingRead),
+            get(wallet::balance),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/wallet/entries",
+            P(Perm::BillingRead),
+            get(wallet::entries),
+        ),
+        ApiRoute::new(
+            Method::GET,
             "/audit-log",
             P(Perm::AuditRead),
             get(audit::list),
@@ -248,6 +261,12 @@ pub fn catalog() -> Vec<ApiRoute> {
             "/admin/organizations/{id}/reactivate",
             P(Perm::TenantsManage),
             post(admin::reactivate),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/admin/organizations/{id}/wallet/adjustments",
+            P(Perm::TenantsManage),
+            post(wallet::adjust),
         ),
     ]
 }

@@ -14,3 +14,4 @@ mod lifecycle;
 mod rate_limits;
 mod request_id;
 mod tenancy;
+mod wallet;

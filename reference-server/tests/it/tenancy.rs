@@ -149,6 +149,12 @@ fn sample_body(method: &Method, path: &str, victim: &World) -> Option<Value> {
         }
         ("PATCH", "/users/{id}") => Some(json!({"role": "user"})),
         ("POST", "/admin/organizations") => Some(json!({"name": "Harness Org"})),
+        ("POST", "/admin/organizations/{id}/wallet/adjustments") => Some(json!({
+            "amount": {"amount": "100.00", "currency": "KES"},
+            "direction": "credit",
+            "reason": "harness",
+            "idempotency_key": "harness-1",
+        })),
         (_, _) if matches!(method.as_str(), "POST" | "PATCH" | "PUT") => Some(json!({})),
         _ => None,
     }

@@ -1,0 +1,212 @@
+//! The wallet over HTTP: balances, entries and operators' adjustments.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::auth::{PASSWORD, login, signup, token};
+use crate::helpers::{TestApp, on_both_backends};
+
+on_both_backends!(operators_adjust_wallets_idempotently_and_members_see_them);
+
+async fn call(
+    app: &TestApp,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let mut request = app
+        .client
+        .request(method, app.url(&format!("/api/v1{path}")))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.unwrap()
+}
+
+fn adjustment(amount: &str, direction: &str, key: &str) -> Value {
+    json!({
+        "amount": {"amount": amount, "currency": "KES"},
+        "direction": direction,
+        "reason": "goodwill credit after an outage",
+        "idempotency_key": key,
+    })
+}
+
+async fn operators_adjust_wallets_idempotently_and_members_see_them(app: TestApp) {
+    edge_server::identity::operator::create_operator(
+        app.db(),
+        chrono::Utc::now(),
+        "ops@edge.example",
+        "Ops",
+        secrecy::SecretString::from(PASSWORD),
+    )
+    .await
+    .unwrap();
+    let ops = token(
+        &login(
+            &app,
+            json!({"email": "ops@edge.example", "password": PASSWORD}),
+        )
+        .await
+        .json::<Value>()
+        .await
+        .unwrap(),
+    );
+    let shop = signup(&app, "Duka", "admin@duka.example").await;
+    let admin = token(&shop);
+    let org = shop["organization"]["id"].as_str().unwrap().to_owned();
+
+    let empty: Value = call(&app, &admin, Method::GET, "/wallet", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(empty["available"]["amount"], "0.00");
+    assert_eq!(empty["currency"], "KES");
+
+    let path = format!("/admin/organizations/{org}/wallet/adjustments");
+    let credited = call(
+        &app,
+        &ops,
+        Method::POST,
+        &path,
+        Some(adjustment("500.00", "credit", "adj-1")),
+    )
+    .await;
+    assert_eq!(credited.status(), 201);
+    let credited: Value = credited.json().await.unwrap();
+    assert_eq!(credited["balance"]["posted"]["amount"], "500.00");
+    assert_eq!(credited["replayed"], false);
+
+    // The same request again: the first result, nothing moves twice.
+    let replay = call(
+        &app,
+        &ops,
+        Method::POST,
+        &path,
+        Some(adjustment("500.00", "credit", "adj-1")),
+    )
+    .await;
+    assert_eq!(replay.status(), 200);
+    let replay: Value = replay.json().await.unwrap();
+    assert_eq!(replay["replayed"], true);
+    assert_eq!(replay["transfer"]["id"], credited["transfer"]["id"]);
+    // The same key for something else: refused.
+    let reused = call(
+        &app,
+        &ops,
+        Method::POST,
+        &path,
+        Some(adjustment("50.00", "credit", "adj-1")),
+    )
+    .await;
+    assert_eq!(reused.status(), 409);
+    // More than is there: 402, and nothing changes.
+    let too_much = call(
+        &app,
+        &ops,
+        Method::POST,
+        &path,
+        Some(adjustment("600.00", "debit", "adj-2")),
+    )
+    .await;
+    assert_eq!(too_much.status(), 402);
+    let debited = call(
+        &app,
+        &ops,
+        Method::POST,
+        &path,
+        Some(adjustment("120.50", "debit", "adj-3")),
+    )
+    .await;
+    assert_eq!(debited.status(), 201);
+    // Bad input is refused with the field named.
+    let bad = call(
+        &app,
+        &ops,
+        Method::POST,
+        &path,
+        Some(adjustment("-5.00", "credit", "adj-4")),
+    )
+    .await;
+    assert_eq!(bad.status(), 422);
+
+    let balance: Value = call(&app, &admin, Method::GET, "/wallet", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(balance["posted"]["amount"], "379.50");
+    assert_eq!(balance["available"]["amount"], "379.50");
+
+    // Entries: both sides of both transfers, oldest first, in pages.
+    let first: Value = call(&app, &admin, Method::GET, "/wallet/entries?limit=3", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["items"].as_array().unwrap().len(), 3);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let rest: Value = call(
+        &app,
+        &admin,
+        Method::GET,
+        &format!("/wallet/entries?limit=3&cursor={cursor}"),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(rest["items"].as_array().unwrap().len(), 1);
+    assert!(rest["next_cursor"].is_null());
+    let wallet_sum: i64 = first["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(rest["items"].as_array().unwrap())
+        .filter(|e| e["account"].as_str().unwrap().starts_with("wallet:"))
+        .map(|e| e["amount"]["amount_minor"].as_i64().unwrap())
+        .sum();
+    assert_eq!(wallet_sum, 37_950);
+
+    // Audited once per adjustment, replays included.
+    let log: Value = call(
+        &app,
+        &admin,
+        Method::GET,
+        "/audit-log?action=wallet.adjust",
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(log["items"].as_array().unwrap().len(), 2);
+
+    // Members read the wallet only with billing permission; nobody but operators adjusts.
+    assert_eq!(
+        call(
+            &app,
+            &admin,
+            Method::POST,
+            &path,
+            Some(adjustment("1.00", "credit", "adj-5"))
+        )
+        .await
+        .status(),
+        403
+    );
+    let unknown = uuid::Uuid::now_v7();
+    let missing = call(
+        &app,
+        &ops,
+        Method::POST,
+        &format!("/admin/organizations/{unknown}/wallet/adjustments"),
+        Some(adjustment("1.00", "credit", "adj-6")),
+    )
+    .await;
+    assert_eq!(missing.status(), 404);
+}
