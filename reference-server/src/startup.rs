@@ -146,6 +146,7 @@ impl Application {
         F: Future<Output = ()> + Send + 'static,
     {
         let grace = self.state.config.shutdown_grace;
+        let sweeper = tokio::spawn(sweep_expired_holds(self.state.ledger.clone()));
         let app = http::app_with(self.state.clone(), self.extra_routes);
         let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(
@@ -164,7 +165,7 @@ impl Application {
                 std::future::pending::<()>().await;
             }
         };
-        tokio::select! {
+        let result = tokio::select! {
             result = server.into_future() => {
                 tracing::info!("stopped");
                 result
@@ -173,6 +174,29 @@ impl Application {
                 tracing::warn!(grace_secs = grace.as_secs(), "requests still in flight after the grace period were dropped");
                 Ok(())
             }
+        };
+        sweeper.abort();
+        result
+    }
+}
+
+/// How often expired holds are swept.
+const HOLD_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Records holds that outlived their timeout as expired, every [`HOLD_SWEEP_INTERVAL`].
+/// (An expired hold stops counting against the balance at its expiry whether or not the
+/// sweep has run; the sweep records it.) Safe on several nodes: the ledger ends a hold once.
+async fn sweep_expired_holds(ledger: Arc<dyn edge_core::Ledger>) {
+    let mut interval = tokio::time::interval(HOLD_SWEEP_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        match crate::tenant_scope::cross_tenant(ledger.expire_holds(500)).await {
+            Ok(expired) if !expired.is_empty() => {
+                tracing::info!(count = expired.len(), "expired holds released");
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "sweeping expired holds failed"),
         }
     }
 }

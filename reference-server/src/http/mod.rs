@@ -226,6 +226,12 @@ pub fn catalog() -> Vec<ApiRoute> {
             get(wallet::balance),
         ),
         ApiRoute::new(
+            Method::PATCH,
+            "/wallet",
+            P(Perm::BillingManage),
+            patch(wallet::update),
+        ),
+        ApiRoute::new(
             Method::GET,
             "/wallet/entries",
             P(Perm::BillingRead),
@@ -267,6 +273,12 @@ pub fn catalog() -> Vec<ApiRoute> {
             "/admin/organizations/{id}/wallet/adjustments",
             P(Perm::TenantsManage),
             post(wallet::adjust),
+        ),
+        ApiRoute::new(
+            Method::PATCH,
+            "/admin/organizations/{id}/wallet",
+            P(Perm::TenantsManage),
+            patch(wallet::set_credit_limit),
         ),
     ]
 }

@@ -152,8 +152,80 @@ pub async fn adjust(
         Json(json!({
             "transfer": outcome.value,
             "balance": outcome.balance,
+            "events": outcome.events,
             "replayed": outcome.replayed,
         })),
     )
         .into_response())
+}
+
+/// `PATCH /wallet`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WalletPatch {
+    /// Below this available balance, a low-balance event is emitted; `null` turns it off.
+    #[serde(default, deserialize_with = "crate::patch::nullable")]
+    low_balance_threshold: Option<Option<Money>>,
+}
+
+/// `PATCH /wallet`: sets the organization's low-balance threshold.
+pub async fn update(
+    State(state): State<AppState>,
+    ctx: TenantContext,
+    Client(client): Client,
+    Json(patch): Json<WalletPatch>,
+) -> Result<Json<Balance>, ApiError> {
+    let Some(threshold) = patch.low_balance_threshold else {
+        return Ok(Json(wallet(&state, ctx.org()).await?));
+    };
+    if threshold.is_some_and(|t| t.is_negative()) {
+        return Err(Error::invalid("low_balance_threshold", "must not be negative").into());
+    }
+    wallet(&state, ctx.org()).await?;
+    let balance = state
+        .ledger
+        .set_low_balance_threshold(ctx.org(), threshold)
+        .await?;
+    audit::Entry::new(ctx.org(), Actor::of(&ctx), "wallet.threshold_update")
+        .details(json!({ "low_balance_threshold": threshold }))
+        .record(&state.db, &client, state.clock.now())
+        .await?;
+    Ok(Json(balance))
+}
+
+/// `PATCH /admin/organizations/{id}/wallet`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreditLimit {
+    /// How far below zero the organization's available balance may go.
+    credit_limit: Money,
+}
+
+/// `PATCH /admin/organizations/{id}/wallet`: an operator sets an organization's credit
+/// limit (zero unless set).
+pub async fn set_credit_limit(
+    State(state): State<AppState>,
+    ctx: TenantContext,
+    Client(client): Client,
+    Path(org): Path<OrgId>,
+    Json(input): Json<CreditLimit>,
+) -> Result<Json<Balance>, ApiError> {
+    require_operator(&ctx)?;
+    if input.credit_limit.is_negative() {
+        return Err(Error::invalid("credit_limit", "must not be negative").into());
+    }
+    let balance = crate::tenant_scope::in_organization(org, async {
+        wallet(&state, org).await?;
+        let balance = state
+            .ledger
+            .set_credit_limit(org, input.credit_limit)
+            .await?;
+        audit::Entry::new(org, Actor::of(&ctx), "wallet.credit_limit_update")
+            .details(json!({ "credit_limit": input.credit_limit }))
+            .record(&state.db, &client, state.clock.now())
+            .await?;
+        Ok::<_, ApiError>(balance)
+    })
+    .await?;
+    Ok(Json(balance))
 }

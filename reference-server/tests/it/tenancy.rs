@@ -149,6 +149,12 @@ fn sample_body(method: &Method, path: &str, victim: &World) -> Option<Value> {
         }
         ("PATCH", "/users/{id}") => Some(json!({"role": "user"})),
         ("POST", "/admin/organizations") => Some(json!({"name": "Harness Org"})),
+        ("PATCH", "/wallet") => {
+            Some(json!({"low_balance_threshold": {"amount": "50.00", "currency": "KES"}}))
+        }
+        ("PATCH", "/admin/organizations/{id}/wallet") => {
+            Some(json!({"credit_limit": {"amount": "10.00", "currency": "KES"}}))
+        }
         ("POST", "/admin/organizations/{id}/wallet/adjustments") => Some(json!({
             "amount": {"amount": "100.00", "currency": "KES"},
             "direction": "credit",

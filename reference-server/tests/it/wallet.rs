@@ -199,6 +199,85 @@ async fn operators_adjust_wallets_idempotently_and_members_see_them(app: TestApp
         .status(),
         403
     );
+    // A low-balance threshold: crossing it is reported, once.
+    let set = call(
+        &app,
+        &admin,
+        Method::PATCH,
+        "/wallet",
+        Some(json!({"low_balance_threshold": {"amount": "300.00", "currency": "KES"}})),
+    )
+    .await;
+    assert_eq!(set.status(), 200);
+    let crossed: Value = call(
+        &app,
+        &ops,
+        Method::POST,
+        &path,
+        Some(adjustment("100.00", "debit", "adj-7")),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(crossed["events"][0]["type"], "low_balance", "{crossed}");
+    assert_eq!(crossed["events"][0]["threshold"]["amount"], "300.00");
+    let again: Value = call(
+        &app,
+        &ops,
+        Method::POST,
+        &path,
+        Some(adjustment("10.00", "debit", "adj-8")),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(again["events"].as_array().unwrap().len(), 0, "{again}");
+
+    // An operator's credit limit lets the balance go below zero, that far and no further.
+    let limit = call(
+        &app,
+        &ops,
+        Method::PATCH,
+        &format!("/admin/organizations/{org}/wallet"),
+        Some(json!({"credit_limit": {"amount": "100.00", "currency": "KES"}})),
+    )
+    .await;
+    assert_eq!(limit.status(), 200);
+    let into_credit = call(
+        &app,
+        &ops,
+        Method::POST,
+        &path,
+        Some(adjustment("369.50", "debit", "adj-9")),
+    )
+    .await;
+    assert_eq!(into_credit.status(), 201);
+    let body: Value = into_credit.json().await.unwrap();
+    assert_eq!(body["balance"]["available"]["amount"], "-100.00");
+    let beyond = call(
+        &app,
+        &ops,
+        Method::POST,
+        &path,
+        Some(adjustment("0.01", "debit", "adj-10")),
+    )
+    .await;
+    assert_eq!(beyond.status(), 402);
+    assert_eq!(
+        call(
+            &app,
+            &admin,
+            Method::PATCH,
+            &format!("/admin/organizations/{org}/wallet"),
+            Some(json!({"credit_limit": {"amount": "1.00", "currency": "KES"}}))
+        )
+        .await
+        .status(),
+        403
+    );
+
     let unknown = uuid::Uuid::now_v7();
     let missing = call(
         &app,
