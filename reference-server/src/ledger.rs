@@ -54,7 +54,6 @@ use sea_orm::{
     QuerySelect as _, RuntimeErr, SqlErr, SqliteTransactionMode, Statement, TransactionOptions,
     TransactionTrait as _, Value,
 };
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::entities::{
@@ -458,6 +457,137 @@ enum Replay<T> {
     Stored(LedgerOutcome<T>),
 }
 
+/// Everything a money-moving call writes once its checks have passed.
+struct Writes<'a> {
+    org: OrgId,
+    /// A new hold (reserve).
+    new_hold: Option<&'a Hold>,
+    /// A hold that ends (capture or release): its new state.
+    ended_hold: Option<&'a Hold>,
+    /// A transfer with its entries.
+    posting: Option<&'a Posting>,
+    posted: i64,
+    recorded_held: i64,
+    next_seq: i64,
+    key: &'a IdempotencyKey,
+    fingerprint: Fingerprint,
+    outcome: serde_json::Value,
+    now: DateTime<Utc>,
+}
+
+#[derive(Debug, FromQueryResult)]
+struct Written {
+    wallets: i64,
+    holds: i64,
+}
+
+/// Builds one PostgreSQL statement that performs all of `w` (data-modifying CTEs), so a
+/// call's writes cost one round trip while the wallet lock is held.
+fn pg_writes(w: &Writes<'_>) -> Result<(String, Vec<Value>)> {
+    let mut values: Vec<Value> = Vec::new();
+    let mut p = |v: Value| {
+        values.push(v);
+        format!("${}", values.len())
+    };
+    let org = w.org.as_uuid();
+    let mut ctes: Vec<String> = Vec::new();
+    if let Some(h) = w.new_hold {
+        ctes.push(format!(
+            "hi AS (INSERT INTO ledger_holds (organization_id, id, amount_minor, currency, \
+             status, captured_minor, capture_transfer_id, idempotency_key, metadata, \
+             created_at, expires_at, ended_at) VALUES ({}, {}, {}, {}, 'active', NULL, NULL, \
+             {}, {}, {}, {}, NULL) RETURNING 1)",
+            p(org.into()),
+            p(h.id.as_uuid().into()),
+            p(h.amount.minor().into()),
+            p(h.amount.currency().code().into()),
+            p(h.idempotency_key.as_str().into()),
+            p(h.metadata.clone().into()),
+            p(h.created_at.into()),
+            p(h.expires_at.into()),
+        ));
+    }
+    if let Some(t) = w.posting {
+        let tr = &t.transfer;
+        ctes.push(format!(
+            "ti AS (INSERT INTO ledger_transfers (organization_id, id, from_account, \
+             to_account, amount_minor, currency, idempotency_key, metadata, hold_id, \
+             created_at) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}) RETURNING 1)",
+            p(org.into()),
+            p(tr.id.as_uuid().into()),
+            p(tr.from.to_string().into()),
+            p(tr.to.to_string().into()),
+            p(tr.amount.minor().into()),
+            p(tr.amount.currency().code().into()),
+            p(tr.idempotency_key.as_str().into()),
+            p(tr.metadata.clone().into()),
+            p(tr.hold_id.map(|h| h.as_uuid()).into()),
+            p(tr.created_at.into()),
+        ));
+        let mut rows = Vec::new();
+        for e in &t.entries {
+            rows.push(format!(
+                "({}, {}, {}, {}, {}, {}, {}, {}, {})",
+                p(org.into()),
+                p(e.id.as_uuid().into()),
+                p(i64::try_from(e.sequence).map_err(Error::internal)?.into()),
+                p(e.transfer_id.as_uuid().into()),
+                p(e.hold_id.map(|h| h.as_uuid()).into()),
+                p(e.account.to_string().into()),
+                p(e.amount.minor().into()),
+                p(e.amount.currency().code().into()),
+                p(e.created_at.into()),
+            ));
+        }
+        ctes.push(format!(
+            "ei AS (INSERT INTO ledger_entries (organization_id, id, seq, transfer_id, \
+             hold_id, account, amount_minor, currency, created_at) VALUES {} RETURNING 1)",
+            rows.join(", ")
+        ));
+    }
+    if let Some(h) = w.ended_hold {
+        ctes.push(format!(
+            "hu AS (UPDATE ledger_holds SET status = {}, captured_minor = {}, \
+             capture_transfer_id = {}, ended_at = {} WHERE organization_id = {} AND id = {} \
+             AND status = 'active' RETURNING 1)",
+            p(status_name(h.status).into()),
+            p(h.captured.map(|m| m.minor()).into()),
+            p(h.capture_transfer_id.map(|t| t.as_uuid()).into()),
+            p(h.ended_at.into()),
+            p(org.into()),
+            p(h.id.as_uuid().into()),
+        ));
+    }
+    ctes.push(format!(
+        "wu AS (UPDATE ledger_wallets SET posted_minor = {}, held_minor = {}, next_seq = {}, \
+         updated_at = {} WHERE organization_id = {} RETURNING 1)",
+        p(w.posted.into()),
+        p(w.recorded_held.into()),
+        p(w.next_seq.into()),
+        p(w.now.into()),
+        p(org.into()),
+    ));
+    ctes.push(format!(
+        "ii AS (INSERT INTO ledger_idempotency (organization_id, key, fingerprint, outcome, \
+         created_at) VALUES ({}, {}, {}, {}, {}) RETURNING 1)",
+        p(org.into()),
+        p(w.key.as_str().into()),
+        p(w.fingerprint.as_str().into()),
+        p(w.outcome.clone().into()),
+        p(w.now.into()),
+    ));
+    let holds = if w.ended_hold.is_some() {
+        "(SELECT count(*) FROM hu)"
+    } else {
+        "1"
+    };
+    let sql = format!(
+        "WITH {} SELECT (SELECT count(*) FROM wu) AS wallets, CAST({holds} AS BIGINT) AS holds",
+        ctes.join(", ")
+    );
+    Ok((sql, values))
+}
+
 impl SqlLedger {
     /// A ledger over `db` (migrated) that reads the time from `clock`.
     pub fn new(db: DatabaseConnection, clock: SharedClock) -> Self {
@@ -615,21 +745,73 @@ impl SqlLedger {
         Ok(Replay::Stored(outcome))
     }
 
-    async fn record<T: Serialize>(
-        &self,
-        txn: &DatabaseTransaction,
-        org: OrgId,
-        key: &IdempotencyKey,
-        fingerprint: Fingerprint,
-        outcome: &LedgerOutcome<T>,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
+    /// Performs the writes of a call: one statement on PostgreSQL, a few on SQLite.
+    async fn apply(&self, txn: &DatabaseTransaction, w: Writes<'_>) -> Result<()> {
+        if self.backend() == DbBackend::Postgres {
+            let (sql, values) = pg_writes(&w)?;
+            let written = Written::find_by_statement(self.stmt(&sql, values))
+                .one(txn)
+                .await
+                .map_err(db_err)?
+                .ok_or_else(|| Error::internal("writes returned no row"))?;
+            if written.wallets != 1 || written.holds != 1 {
+                return Err(Error::internal(
+                    "wallet or hold changed under the wallet lock",
+                ));
+            }
+            return Ok(());
+        }
+        if let Some(hold) = w.new_hold {
+            ledger_holds::Entity::insert(ledger_holds::ActiveModel {
+                organization_id: Set(w.org.as_uuid()),
+                id: Set(hold.id.as_uuid()),
+                amount_minor: Set(hold.amount.minor()),
+                currency: Set(hold.amount.currency().code().to_owned()),
+                status: Set(status_name(HoldStatus::Active).to_owned()),
+                captured_minor: Set(None),
+                capture_transfer_id: Set(None),
+                idempotency_key: Set(hold.idempotency_key.as_str().to_owned()),
+                metadata: Set(hold.metadata.clone()),
+                created_at: Set(hold.created_at),
+                expires_at: Set(hold.expires_at),
+                ended_at: Set(None),
+            })
+            .exec_without_returning(txn)
+            .await
+            .map_err(db_err)?;
+        }
+        if let Some(posting) = w.posting {
+            posting.insert(txn).await?;
+        }
+        if let Some(ended) = w.ended_hold {
+            let changed = self
+                .db_exec(
+                    txn,
+                    "UPDATE ledger_holds SET status = $3, captured_minor = $4, \
+                     capture_transfer_id = $5, ended_at = $6 \
+                     WHERE organization_id = $1 AND id = $2 AND status = 'active'",
+                    vec![
+                        w.org.as_uuid().into(),
+                        ended.id.as_uuid().into(),
+                        status_name(ended.status).into(),
+                        ended.captured.map(|m| m.minor()).into(),
+                        ended.capture_transfer_id.map(|t| t.as_uuid()).into(),
+                        ended.ended_at.into(),
+                    ],
+                )
+                .await?;
+            if changed != 1 {
+                return Err(Error::internal("hold changed under the wallet lock"));
+            }
+        }
+        self.update_wallet(txn, w.org, w.posted, w.recorded_held, w.next_seq, w.now)
+            .await?;
         ledger_idempotency::Entity::insert(ledger_idempotency::ActiveModel {
-            organization_id: Set(org.as_uuid()),
-            key: Set(key.as_str().to_owned()),
-            fingerprint: Set(fingerprint.as_str().to_owned()),
-            outcome: Set(serde_json::to_value(outcome).map_err(json_err)?),
-            created_at: Set(now),
+            organization_id: Set(w.org.as_uuid()),
+            key: Set(w.key.as_str().to_owned()),
+            fingerprint: Set(w.fingerprint.as_str().to_owned()),
+            outcome: Set(w.outcome),
+            created_at: Set(w.now),
         })
         .exec_without_returning(txn)
         .await
@@ -861,23 +1043,21 @@ impl SqlLedger {
             replayed: false,
         };
 
-        posting.insert(txn).await?;
-        self.update_wallet(
+        self.apply(
             txn,
-            org,
-            posted_after.minor(),
-            wallet.recorded_held,
-            wallet.next_seq + 2,
-            now,
-        )
-        .await?;
-        self.record(
-            txn,
-            org,
-            &request.idempotency_key,
-            fingerprint,
-            &outcome,
-            now,
+            Writes {
+                org,
+                new_hold: None,
+                ended_hold: None,
+                posting: Some(&posting),
+                posted: posted_after.minor(),
+                recorded_held: wallet.recorded_held,
+                next_seq: wallet.next_seq + 2,
+                key: &request.idempotency_key,
+                fingerprint,
+                outcome: serde_json::to_value(&outcome).map_err(json_err)?,
+                now,
+            },
         )
         .await?;
         Ok(outcome)
@@ -948,39 +1128,21 @@ impl SqlLedger {
             replayed: false,
         };
 
-        ledger_holds::Entity::insert(ledger_holds::ActiveModel {
-            organization_id: Set(org.as_uuid()),
-            id: Set(hold.id.as_uuid()),
-            amount_minor: Set(hold.amount.minor()),
-            currency: Set(wallet.currency.code().to_owned()),
-            status: Set(status_name(HoldStatus::Active).to_owned()),
-            captured_minor: Set(None),
-            capture_transfer_id: Set(None),
-            idempotency_key: Set(hold.idempotency_key.as_str().to_owned()),
-            metadata: Set(hold.metadata.clone()),
-            created_at: Set(now),
-            expires_at: Set(expires_at),
-            ended_at: Set(None),
-        })
-        .exec_without_returning(txn)
-        .await
-        .map_err(db_err)?;
-        self.update_wallet(
+        self.apply(
             txn,
-            org,
-            wallet.posted,
-            recorded_after.minor(),
-            wallet.next_seq,
-            now,
-        )
-        .await?;
-        self.record(
-            txn,
-            org,
-            &request.idempotency_key,
-            fingerprint,
-            &outcome,
-            now,
+            Writes {
+                org,
+                new_hold: Some(&hold),
+                ended_hold: None,
+                posting: None,
+                posted: wallet.posted,
+                recorded_held: recorded_after.minor(),
+                next_seq: wallet.next_seq,
+                key: &request.idempotency_key,
+                fingerprint,
+                outcome: serde_json::to_value(&outcome).map_err(json_err)?,
+                now,
+            },
         )
         .await?;
         Ok(outcome)
@@ -1078,42 +1240,28 @@ impl SqlLedger {
             replayed: false,
         };
 
-        let next_seq = if let Some(posting) = &posting {
-            posting.insert(txn).await?;
+        let next_seq = if posting.is_some() {
             wallet.next_seq + 2
         } else {
             wallet.next_seq
         };
-        let changed = self
-            .db_exec(
-                txn,
-                "UPDATE ledger_holds SET status = $3, captured_minor = $4, \
-                 capture_transfer_id = $5, ended_at = $6 \
-                 WHERE organization_id = $1 AND id = $2 AND status = 'active'",
-                vec![
-                    org.as_uuid().into(),
-                    hold_id.as_uuid().into(),
-                    status_name(ended.status).into(),
-                    ended.captured.map(|m| m.minor()).into(),
-                    ended.capture_transfer_id.map(|t| t.as_uuid()).into(),
-                    now.into(),
-                ],
-            )
-            .await?;
-        if changed != 1 {
-            return Err(Error::internal("hold changed under the wallet lock"));
-        }
-        self.update_wallet(
+        self.apply(
             txn,
-            org,
-            posted_after.minor(),
-            recorded_after.minor(),
-            next_seq,
-            now,
+            Writes {
+                org,
+                new_hold: None,
+                ended_hold: Some(&ended),
+                posting: posting.as_ref(),
+                posted: posted_after.minor(),
+                recorded_held: recorded_after.minor(),
+                next_seq,
+                key,
+                fingerprint,
+                outcome: serde_json::to_value(&outcome).map_err(json_err)?,
+                now,
+            },
         )
         .await?;
-        self.record(txn, org, key, fingerprint, &outcome, now)
-            .await?;
         Ok(outcome)
     }
 

@@ -1108,13 +1108,13 @@ async fn agrees_with_the_in_memory_ledger_on_random_sequences() {
                     out.push(brief(r));
                 }
                 assert_eq!(out[0], out[1], "step {step}");
-                if let [Some(a), Some(b)] = ids[..] {
-                    if !holds.contains(&[a, b]) {
-                        holds.push([a, b]);
-                    }
+                if let [Some(a), Some(b)] = ids[..]
+                    && !holds.contains(&[a, b])
+                {
+                    holds.push([a, b]);
                 }
             }
-            5 | 6 | 7 if !holds.is_empty() => {
+            5..=7 if !holds.is_empty() => {
                 let pair = holds[(rand::random::<u32>() as usize) % holds.len()];
                 let partial = rand::random::<bool>().then_some(amount);
                 let mut out = Vec::new();
