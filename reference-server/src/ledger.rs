@@ -38,7 +38,8 @@
 //! - Times are stored with microsecond precision; the clock's reading is truncated to
 //!   microseconds once per call so that stored rows and returned values agree.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound as _, TimeDelta, Utc};
@@ -55,6 +56,7 @@ use sea_orm::{
     TransactionTrait as _, Value,
 };
 use serde::de::DeserializeOwned;
+use tokio::sync::oneshot;
 
 use crate::entities::{
     ledger_entries, ledger_holds, ledger_idempotency, ledger_transfers, ledger_wallets,
@@ -71,6 +73,67 @@ pub struct SqlLedger {
     db: DatabaseConnection,
     clock: SharedClock,
     max_attempts: u32,
+    /// Calls waiting for their wallet's next batch; `None` when batching is off.
+    queues: Option<Queues>,
+}
+
+/// The largest number of calls one wallet transaction carries.
+const MAX_BATCH: usize = 64;
+
+/// A money-moving call, as queued for its wallet's batch.
+#[derive(Debug, Clone)]
+enum Op {
+    Transfer(TransferRequest),
+    Reserve(ReserveRequest),
+    /// Capture (`Some`) or release (`None`).
+    End {
+        hold: HoldId,
+        key: IdempotencyKey,
+        capture: Option<CaptureRequest>,
+    },
+}
+
+impl Op {
+    fn key(&self) -> &IdempotencyKey {
+        match self {
+            Op::Transfer(r) => &r.idempotency_key,
+            Op::Reserve(r) => &r.idempotency_key,
+            Op::End { key, .. } => key,
+        }
+    }
+}
+
+/// A call's result.
+enum Done {
+    Transfer(LedgerOutcome<Transfer>),
+    Hold(LedgerOutcome<Hold>),
+}
+
+struct Pending {
+    op: Op,
+    /// Dropped unanswered when the batch fails as a whole: the caller then runs its call
+    /// in a transaction of its own.
+    reply: oneshot::Sender<Result<Done>>,
+}
+
+type Queues = Arc<Mutex<HashMap<OrgId, Vec<Pending>>>>;
+
+/// Clears the wallet's queue if its leader stops without emptying it (a panic), so that
+/// the callers waiting in it run their calls on their own.
+struct LeadGuard {
+    queues: Queues,
+    org: OrgId,
+    finished: bool,
+}
+
+impl Drop for LeadGuard {
+    fn drop(&mut self) {
+        if !self.finished
+            && let Ok(mut queues) = self.queues.lock()
+        {
+            queues.remove(&self.org);
+        }
+    }
 }
 
 impl std::fmt::Debug for SqlLedger {
@@ -78,6 +141,7 @@ impl std::fmt::Debug for SqlLedger {
         f.debug_struct("SqlLedger")
             .field("backend", &self.db.get_database_backend())
             .field("max_attempts", &self.max_attempts)
+            .field("batching", &self.queues.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -457,6 +521,23 @@ enum Replay<T> {
     Stored(LedgerOutcome<T>),
 }
 
+/// Runs `$call` (one transaction) until it succeeds, fails for good, or runs out of
+/// attempts on retryable database errors.
+macro_rules! with_retry {
+    ($self:ident, $call:expr) => {{
+        let mut attempt = 0_u32;
+        loop {
+            attempt += 1;
+            match $call.await {
+                Err(err) if attempt < $self.max_attempts && retryable(&err) => {
+                    SqlLedger::back_off(attempt).await;
+                }
+                other => break other,
+            }
+        }
+    }};
+}
+
 /// Everything a money-moving call writes once its checks have passed.
 struct Writes<'a> {
     org: OrgId,
@@ -595,7 +676,18 @@ impl SqlLedger {
             db,
             clock,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
+            queues: Some(Arc::default()),
         }
+    }
+
+    /// Turns batching on (the default) or off. With batching, calls that arrive while a
+    /// transaction on the same wallet is running wait for it and then run together, in
+    /// order, in one transaction (one lock, one commit), each with its own checks and
+    /// result. If that transaction fails as a whole, each call runs again on its own.
+    /// Batching needs a Tokio runtime.
+    pub fn with_batching(mut self, on: bool) -> Self {
+        self.queues = on.then(Arc::default);
+        self
     }
 
     /// Sets how many times a call is attempted when the database reports a serialization
@@ -981,20 +1073,27 @@ impl SqlLedger {
     ) -> Result<LedgerOutcome<Transfer>> {
         let now = self.now();
         let txn = self.begin().await?;
-        let result = self.transfer_in(&txn, org, request, now).await;
+        let result = async {
+            let (mut wallet, stored) = self
+                .enter(&txn, org, now, Some(&request.idempotency_key))
+                .await?;
+            self.transfer_in(&txn, &mut wallet, stored, request, now)
+                .await
+        }
+        .await;
         Self::finish(txn, result).await
     }
 
+    /// A transfer, once the wallet is locked (`stored`: the key's recorded fingerprint).
     async fn transfer_in(
         &self,
         txn: &DatabaseTransaction,
-        org: OrgId,
+        wallet: &mut WalletState,
+        stored: Option<String>,
         request: &TransferRequest,
         now: DateTime<Utc>,
     ) -> Result<LedgerOutcome<Transfer>> {
-        let (wallet, stored) = self
-            .enter(txn, org, now, Some(&request.idempotency_key))
-            .await?;
+        let org = wallet.org;
         let fingerprint = Fingerprint::transfer(request);
         if let Replay::Stored(outcome) = self
             .replay(txn, org, &request.idempotency_key, stored, &fingerprint)
@@ -1025,7 +1124,7 @@ impl SqlLedger {
             check_funds(&before, request.amount)?;
         }
         let posting = Posting::new(
-            &wallet,
+            wallet,
             request.from,
             request.to,
             request.amount,
@@ -1034,7 +1133,7 @@ impl SqlLedger {
             None,
             now,
         )?;
-        let posted_after = posting.wallet_after(&wallet)?;
+        let posted_after = posting.wallet_after(wallet)?;
         let after = wallet.balance_with(posted_after, before.held)?;
         let outcome = LedgerOutcome {
             value: posting.transfer.clone(),
@@ -1060,6 +1159,8 @@ impl SqlLedger {
             },
         )
         .await?;
+        wallet.posted = posted_after.minor();
+        wallet.next_seq += 2;
         Ok(outcome)
     }
 
@@ -1070,20 +1171,27 @@ impl SqlLedger {
     ) -> Result<LedgerOutcome<Hold>> {
         let now = self.now();
         let txn = self.begin().await?;
-        let result = self.reserve_in(&txn, org, request, now).await;
+        let result = async {
+            let (mut wallet, stored) = self
+                .enter(&txn, org, now, Some(&request.idempotency_key))
+                .await?;
+            self.reserve_in(&txn, &mut wallet, stored, request, now)
+                .await
+        }
+        .await;
         Self::finish(txn, result).await
     }
 
+    /// A reservation, once the wallet is locked.
     async fn reserve_in(
         &self,
         txn: &DatabaseTransaction,
-        org: OrgId,
+        wallet: &mut WalletState,
+        stored: Option<String>,
         request: &ReserveRequest,
         now: DateTime<Utc>,
     ) -> Result<LedgerOutcome<Hold>> {
-        let (wallet, stored) = self
-            .enter(txn, org, now, Some(&request.idempotency_key))
-            .await?;
+        let org = wallet.org;
         let fingerprint = Fingerprint::reserve(request);
         if let Replay::Stored(outcome) = self
             .replay(txn, org, &request.idempotency_key, stored, &fingerprint)
@@ -1145,6 +1253,7 @@ impl SqlLedger {
             },
         )
         .await?;
+        wallet.recorded_held = recorded_after.minor();
         Ok(outcome)
     }
 
@@ -1157,23 +1266,28 @@ impl SqlLedger {
     ) -> Result<LedgerOutcome<Hold>> {
         let now = self.now();
         let txn = self.begin().await?;
-        let result = self
-            .end_hold_in(&txn, org, hold_id, key, capture, now)
-            .await;
+        let result = async {
+            let (mut wallet, stored) = self.enter(&txn, org, now, Some(key)).await?;
+            self.end_hold_in(&txn, &mut wallet, stored, hold_id, key, capture, now)
+                .await
+        }
+        .await;
         Self::finish(txn, result).await
     }
 
-    /// Captures (`Some(request)`) or releases (`None`) a hold.
+    /// Captures (`Some(request)`) or releases (`None`) a hold, once the wallet is locked.
+    #[allow(clippy::too_many_arguments)]
     async fn end_hold_in(
         &self,
         txn: &DatabaseTransaction,
-        org: OrgId,
+        wallet: &mut WalletState,
+        stored: Option<String>,
         hold_id: HoldId,
         key: &IdempotencyKey,
         capture: Option<&CaptureRequest>,
         now: DateTime<Utc>,
     ) -> Result<LedgerOutcome<Hold>> {
-        let (wallet, stored) = self.enter(txn, org, now, Some(key)).await?;
+        let org = wallet.org;
         let fingerprint = match capture {
             Some(request) => Fingerprint::capture(hold_id, request),
             None => Fingerprint::release(hold_id),
@@ -1212,7 +1326,7 @@ impl SqlLedger {
                     return Err(Error::invalid("amount", "is more than the hold"));
                 }
                 let posting = Posting::new(
-                    &wallet,
+                    wallet,
                     Account::Wallet(org),
                     Account::PlatformRevenue,
                     amount,
@@ -1224,7 +1338,7 @@ impl SqlLedger {
                 ended.status = HoldStatus::Captured;
                 ended.captured = Some(amount);
                 ended.capture_transfer_id = Some(posting.transfer.id);
-                let posted_after = posting.wallet_after(&wallet)?;
+                let posted_after = posting.wallet_after(wallet)?;
                 (Some(posting), posted_after)
             }
             None => {
@@ -1262,7 +1376,144 @@ impl SqlLedger {
             },
         )
         .await?;
+        wallet.posted = posted_after.minor();
+        wallet.recorded_held = recorded_after.minor();
+        wallet.next_seq = next_seq;
         Ok(outcome)
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Batching: one transaction for the calls queued on a wallet.
+
+    /// Runs a money-moving call, batched with other calls on the same wallet if on.
+    async fn submit(&self, org: OrgId, op: Op) -> Result<Done> {
+        if let Some(queues) = &self.queues {
+            let (reply, answer) = oneshot::channel();
+            let lead = {
+                let mut queues = queues
+                    .lock()
+                    .map_err(|_| Error::internal("ledger queue lock poisoned"))?;
+                let pending = Pending {
+                    op: op.clone(),
+                    reply,
+                };
+                match queues.get_mut(&org) {
+                    Some(waiting) => {
+                        waiting.push(pending);
+                        false
+                    }
+                    None => {
+                        queues.insert(org, vec![pending]);
+                        true
+                    }
+                }
+            };
+            if lead {
+                let this = self.clone();
+                let queues = Arc::clone(queues);
+                tokio::spawn(async move { this.lead(queues, org).await });
+            }
+            if let Ok(result) = answer.await {
+                return result;
+            }
+        }
+        self.run_alone(org, &op).await
+    }
+
+    /// Runs one call in a transaction of its own, retrying when the database asks.
+    async fn run_alone(&self, org: OrgId, op: &Op) -> Result<Done> {
+        match op {
+            Op::Transfer(request) => {
+                with_retry!(self, self.transfer_once(org, request)).map(Done::Transfer)
+            }
+            Op::Reserve(request) => {
+                with_retry!(self, self.reserve_once(org, request)).map(Done::Hold)
+            }
+            Op::End { hold, key, capture } => {
+                with_retry!(self, self.end_hold_once(org, *hold, key, capture.as_ref()))
+                    .map(Done::Hold)
+            }
+        }
+    }
+
+    /// Drains the wallet's queue, one batch per transaction, until it is empty.
+    async fn lead(&self, queues: Queues, org: OrgId) {
+        let mut guard = LeadGuard {
+            queues: Arc::clone(&queues),
+            org,
+            finished: false,
+        };
+        loop {
+            let batch = {
+                let Ok(mut queues) = queues.lock() else {
+                    return;
+                };
+                let Some(waiting) = queues.get_mut(&org) else {
+                    guard.finished = true;
+                    return;
+                };
+                if waiting.is_empty() {
+                    queues.remove(&org);
+                    guard.finished = true;
+                    return;
+                }
+                let n = waiting.len().min(MAX_BATCH);
+                waiting.drain(..n).collect::<Vec<_>>()
+            };
+            self.run_batch(org, batch).await;
+        }
+    }
+
+    /// Runs `batch` in one transaction. Refusals (insufficient funds, conflicts, …) are
+    /// answered like any result; any other failure rolls the whole batch back and leaves
+    /// every caller unanswered, so each runs its call on its own.
+    async fn run_batch(&self, org: OrgId, batch: Vec<Pending>) {
+        let now = self.now();
+        let Ok(txn) = self.begin().await else {
+            return;
+        };
+        let mut replies = Vec::with_capacity(batch.len());
+        let ran: Result<()> = async {
+            let model = self.lock_wallet(&txn, org).await?;
+            let mut wallet = WalletState::from_model(model, 0)?;
+            for Pending { op, reply } in batch {
+                let probe = self.probe(&txn, org, now, Some(op.key())).await?;
+                wallet.expired_held = probe.expired_held;
+                let stored = probe.fingerprint;
+                let result = match &op {
+                    Op::Transfer(request) => self
+                        .transfer_in(&txn, &mut wallet, stored, request, now)
+                        .await
+                        .map(Done::Transfer),
+                    Op::Reserve(request) => self
+                        .reserve_in(&txn, &mut wallet, stored, request, now)
+                        .await
+                        .map(Done::Hold),
+                    Op::End { hold, key, capture } => self
+                        .end_hold_in(&txn, &mut wallet, stored, *hold, key, capture.as_ref(), now)
+                        .await
+                        .map(Done::Hold),
+                };
+                match result {
+                    Err(err @ Error::Internal(_)) => return Err(err),
+                    result => replies.push((reply, result)),
+                }
+            }
+            Ok(())
+        }
+        .await;
+        if ran.is_err() {
+            txn.rollback().await.ok();
+            return;
+        }
+        if txn.commit().await.is_err() {
+            // Committed or not, each caller runs again with its key: a replay if it was.
+            return;
+        }
+        for (reply, result) in replies {
+            // A caller that stopped waiting no longer needs the answer.
+            reply.send(result).ok();
+        }
     }
 
     async fn hold_now(&self, org: OrgId, hold: HoldId) -> Result<Hold> {
@@ -1486,21 +1737,11 @@ impl SqlLedger {
     }
 }
 
-/// Runs `$call` (one transaction) until it succeeds, fails for good, or runs out of
-/// attempts on retryable database errors.
-macro_rules! with_retry {
-    ($self:ident, $call:expr) => {{
-        let mut attempt = 0_u32;
-        loop {
-            attempt += 1;
-            match $call.await {
-                Err(err) if attempt < $self.max_attempts && retryable(&err) => {
-                    SqlLedger::back_off(attempt).await;
-                }
-                other => break other,
-            }
-        }
-    }};
+fn hold_outcome(done: Done) -> Result<LedgerOutcome<Hold>> {
+    match done {
+        Done::Hold(outcome) => Ok(outcome),
+        Done::Transfer(_) => Err(Error::internal("a hold call answered with a transfer")),
+    }
 }
 
 impl Ledger for SqlLedger {
@@ -1532,7 +1773,12 @@ impl Ledger for SqlLedger {
         org: OrgId,
         request: TransferRequest,
     ) -> BoxFuture<'_, Result<LedgerOutcome<Transfer>>> {
-        Box::pin(async move { with_retry!(self, self.transfer_once(org, &request)) })
+        Box::pin(async move {
+            match self.submit(org, Op::Transfer(request)).await? {
+                Done::Transfer(outcome) => Ok(outcome),
+                Done::Hold(_) => Err(Error::internal("a transfer answered with a hold")),
+            }
+        })
     }
 
     fn reserve(
@@ -1540,7 +1786,7 @@ impl Ledger for SqlLedger {
         org: OrgId,
         request: ReserveRequest,
     ) -> BoxFuture<'_, Result<LedgerOutcome<Hold>>> {
-        Box::pin(async move { with_retry!(self, self.reserve_once(org, &request)) })
+        Box::pin(async move { hold_outcome(self.submit(org, Op::Reserve(request)).await?) })
     }
 
     fn capture(
@@ -1550,8 +1796,12 @@ impl Ledger for SqlLedger {
         request: CaptureRequest,
     ) -> BoxFuture<'_, Result<LedgerOutcome<Hold>>> {
         Box::pin(async move {
-            let key = request.idempotency_key.clone();
-            with_retry!(self, self.end_hold_once(org, hold, &key, Some(&request)))
+            let op = Op::End {
+                hold,
+                key: request.idempotency_key.clone(),
+                capture: Some(request),
+            };
+            hold_outcome(self.submit(org, op).await?)
         })
     }
 

@@ -21,10 +21,10 @@ pub async fn count_api_call(
     request: Request,
     next: Next,
 ) -> Response {
-    if let Some(ctx) = request.extensions().get::<TenantContext>() {
-        if let Err(err) = state.usage.record(ctx.org(), API_CALLS, 1).await {
-            tracing::warn!(error = %err, "could not count an API call");
-        }
+    if let Some(ctx) = request.extensions().get::<TenantContext>()
+        && let Err(err) = state.usage.record(ctx.org(), API_CALLS, 1).await
+    {
+        tracing::warn!(error = %err, "could not count an API call");
     }
     next.run(request).await
 }
