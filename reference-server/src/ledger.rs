@@ -1409,9 +1409,9 @@ impl SqlLedger {
                 }
             };
             if lead {
-                let this = self.clone();
-                let queues = Arc::clone(queues);
-                tokio::spawn(async move { this.lead(queues, org).await });
+                // The caller runs the first batch itself (no hand-off when the wallet is
+                // quiet); whatever queued meanwhile is drained by a spawned task.
+                self.lead_first(Arc::clone(queues), org).await;
             }
             if let Ok(result) = answer.await {
                 return result;
@@ -1433,6 +1433,39 @@ impl SqlLedger {
                 with_retry!(self, self.end_hold_once(org, *hold, key, capture.as_ref()))
                     .map(Done::Hold)
             }
+        }
+    }
+
+    /// Runs the first batch of a wallet's queue in the caller's task, then leaves the rest
+    /// (if any) to a spawned task.
+    async fn lead_first(&self, queues: Queues, org: OrgId) {
+        let mut guard = LeadGuard {
+            queues: Arc::clone(&queues),
+            org,
+            finished: false,
+        };
+        let batch = {
+            let Ok(mut queues) = queues.lock() else {
+                return;
+            };
+            let Some(waiting) = queues.get_mut(&org) else {
+                guard.finished = true;
+                return;
+            };
+            let n = waiting.len().min(MAX_BATCH);
+            waiting.drain(..n).collect::<Vec<_>>()
+        };
+        self.run_batch(org, batch).await;
+        let Ok(mut locked) = queues.lock() else {
+            return;
+        };
+        guard.finished = true;
+        if locked.get(&org).is_none_or(Vec::is_empty) {
+            locked.remove(&org);
+        } else {
+            drop(locked);
+            let this = self.clone();
+            tokio::spawn(async move { this.lead(queues, org).await });
         }
     }
 
