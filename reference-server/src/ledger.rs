@@ -954,8 +954,21 @@ impl SqlLedger {
     }
 
     /// Reads the wallet and its live held balance without locking.
+    /// On PostgreSQL both reads share one snapshot (REPEATABLE READ), so a sweep that
+    /// commits between them cannot make an expired hold count twice or not at all.
     async fn read_wallet(&self, org: OrgId, now: DateTime<Utc>) -> Result<WalletState> {
-        let txn = self.db.begin().await.map_err(db_err)?;
+        let txn = match self.backend() {
+            DbBackend::Postgres => {
+                self.db
+                    .begin_with_config(
+                        Some(sea_orm::IsolationLevel::RepeatableRead),
+                        Some(sea_orm::AccessMode::ReadOnly),
+                    )
+                    .await
+            }
+            _ => self.db.begin().await,
+        }
+        .map_err(db_err)?;
         let result = async {
             let model = ledger_wallets::Entity::find_by_id(org.as_uuid())
                 .one(&txn)
