@@ -17,6 +17,18 @@
 //! Errors that mean "try again" (serialization failure, deadlock, `SQLITE_BUSY`) are
 //! retried a bounded number of times with a short back-off; nothing else is retried.
 //!
+//! # Batching
+//!
+//! By default ([`SqlLedger::with_batching`]) transfers, reserves, captures and releases
+//! that arrive while a transaction on the same wallet is running are queued and then run
+//! together, in arrival order, in one transaction: one lock, one commit, each call with
+//! its own idempotency probe, checks, writes and result, exactly as if it ran alone right
+//! after the previous one. A refusal answers only its own call. Any other failure rolls
+//! the batch back and every call in it runs again in a transaction of its own (a call
+//! that did commit is then found by its idempotency key). The first caller on a quiet
+//! wallet runs its batch in its own task; later batches are drained by a spawned task.
+//! Share one `SqlLedger` per process: the queues live in it.
+//!
 //! # Storage
 //!
 //! - The wallet row caches `posted_minor` (the sum of the wallet's entries) and
