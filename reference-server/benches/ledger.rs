@@ -10,8 +10,9 @@
 //!
 //! `EDGE_BENCH_DATABASE_URL` (or `EDGE_TEST_DATABASE_URL`) names a server where the bench
 //! may create and drop its own database; without one it says it was skipped. One
-//! operation is one ledger call (a reserve or a capture, each its own transaction) or one
-//! baseline transaction. `EDGE_BENCH_OPS` sets the operations per scenario (default 2000).
+//! operation is one ledger call (a reserve or a capture) or one baseline transaction.
+//! The ledger runs twice: with batching off (every call its own transaction) and on
+//! (calls queued on a busy wallet share one transaction). `EDGE_BENCH_OPS` sets the operations per scenario (default 2000).
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -243,6 +244,7 @@ async fn bench(admin_url: &str) {
         let url = url.to_string();
         async move {
             let (db, ledger, wallets) = setup(&url).await;
+            let unbatched = Arc::new(ledger.as_ref().clone().with_batching(false));
             let ops: usize = std::env::var("EDGE_BENCH_OPS")
                 .ok()
                 .and_then(|v| v.parse().ok())
@@ -255,6 +257,16 @@ async fn bench(admin_url: &str) {
                 for tasks in TASKS {
                     let tag = format!("{}-{tasks}", label.replace(' ', "_"));
                     let mut base = run(Kind::Baseline, &db, &ledger, set, tasks, ops, &tag).await;
+                    let mut single = run(
+                        Kind::Ledger,
+                        &db,
+                        &unbatched,
+                        set,
+                        tasks,
+                        ops,
+                        &format!("{tag}-single"),
+                    )
+                    .await;
                     let mut led = run(Kind::Ledger, &db, &ledger, set, tasks, ops, &tag).await;
                     let ratio = led.per_second() / base.per_second();
                     println!(
@@ -268,7 +280,16 @@ async fn bench(admin_url: &str) {
                     );
                     println!(
                         "{:<28} {:>5} {:>10.0} {:>9.2} {:>9.2} {:>8.2}",
-                        format!("reserve+capture, {label}"),
+                        format!("r+c unbatched, {label}"),
+                        tasks,
+                        single.per_second(),
+                        single.percentile(0.5),
+                        single.percentile(0.99),
+                        single.per_second() / base.per_second()
+                    );
+                    println!(
+                        "{:<28} {:>5} {:>10.0} {:>9.2} {:>9.2} {:>8.2}",
+                        format!("r+c batched, {label}"),
                         tasks,
                         led.per_second(),
                         led.percentile(0.5),

@@ -17,6 +17,18 @@
 //! Errors that mean "try again" (serialization failure, deadlock, `SQLITE_BUSY`) are
 //! retried a bounded number of times with a short back-off; nothing else is retried.
 //!
+//! # Batching
+//!
+//! By default ([`SqlLedger::with_batching`]) transfers, reserves, captures and releases
+//! that arrive while a transaction on the same wallet is running are queued and then run
+//! together, in arrival order, in one transaction: one lock, one commit, each call with
+//! its own idempotency probe, checks, writes and result, exactly as if it ran alone right
+//! after the previous one. A refusal answers only its own call. Any other failure rolls
+//! the batch back and every call in it runs again in a transaction of its own (a call
+//! that did commit is then found by its idempotency key). The first caller on a quiet
+//! wallet runs its batch in its own task; later batches are drained by a spawned task.
+//! Share one `SqlLedger` per process: the queues live in it.
+//!
 //! # Storage
 //!
 //! - The wallet row caches `posted_minor` (the sum of the wallet's entries) and
@@ -38,7 +50,8 @@
 //! - Times are stored with microsecond precision; the clock's reading is truncated to
 //!   microseconds once per call so that stored rows and returned values agree.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound as _, TimeDelta, Utc};
@@ -54,8 +67,8 @@ use sea_orm::{
     QuerySelect as _, RuntimeErr, SqlErr, SqliteTransactionMode, Statement, TransactionOptions,
     TransactionTrait as _, Value,
 };
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::sync::oneshot;
 
 use crate::entities::{
     ledger_entries, ledger_holds, ledger_idempotency, ledger_transfers, ledger_wallets,
@@ -72,6 +85,67 @@ pub struct SqlLedger {
     db: DatabaseConnection,
     clock: SharedClock,
     max_attempts: u32,
+    /// Calls waiting for their wallet's next batch; `None` when batching is off.
+    queues: Option<Queues>,
+}
+
+/// The largest number of calls one wallet transaction carries.
+const MAX_BATCH: usize = 64;
+
+/// A money-moving call, as queued for its wallet's batch.
+#[derive(Debug, Clone)]
+enum Op {
+    Transfer(TransferRequest),
+    Reserve(ReserveRequest),
+    /// Capture (`Some`) or release (`None`).
+    End {
+        hold: HoldId,
+        key: IdempotencyKey,
+        capture: Option<CaptureRequest>,
+    },
+}
+
+impl Op {
+    fn key(&self) -> &IdempotencyKey {
+        match self {
+            Op::Transfer(r) => &r.idempotency_key,
+            Op::Reserve(r) => &r.idempotency_key,
+            Op::End { key, .. } => key,
+        }
+    }
+}
+
+/// A call's result.
+enum Done {
+    Transfer(LedgerOutcome<Transfer>),
+    Hold(LedgerOutcome<Hold>),
+}
+
+struct Pending {
+    op: Op,
+    /// Dropped unanswered when the batch fails as a whole: the caller then runs its call
+    /// in a transaction of its own.
+    reply: oneshot::Sender<Result<Done>>,
+}
+
+type Queues = Arc<Mutex<HashMap<OrgId, Vec<Pending>>>>;
+
+/// Clears the wallet's queue if its leader stops without emptying it (a panic), so that
+/// the callers waiting in it run their calls on their own.
+struct LeadGuard {
+    queues: Queues,
+    org: OrgId,
+    finished: bool,
+}
+
+impl Drop for LeadGuard {
+    fn drop(&mut self) {
+        if !self.finished
+            && let Ok(mut queues) = self.queues.lock()
+        {
+            queues.remove(&self.org);
+        }
+    }
 }
 
 impl std::fmt::Debug for SqlLedger {
@@ -79,6 +153,7 @@ impl std::fmt::Debug for SqlLedger {
         f.debug_struct("SqlLedger")
             .field("backend", &self.db.get_database_backend())
             .field("max_attempts", &self.max_attempts)
+            .field("batching", &self.queues.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -458,6 +533,154 @@ enum Replay<T> {
     Stored(LedgerOutcome<T>),
 }
 
+/// Runs `$call` (one transaction) until it succeeds, fails for good, or runs out of
+/// attempts on retryable database errors.
+macro_rules! with_retry {
+    ($self:ident, $call:expr) => {{
+        let mut attempt = 0_u32;
+        loop {
+            attempt += 1;
+            match $call.await {
+                Err(err) if attempt < $self.max_attempts && retryable(&err) => {
+                    SqlLedger::back_off(attempt).await;
+                }
+                other => break other,
+            }
+        }
+    }};
+}
+
+/// Everything a money-moving call writes once its checks have passed.
+struct Writes<'a> {
+    org: OrgId,
+    /// A new hold (reserve).
+    new_hold: Option<&'a Hold>,
+    /// A hold that ends (capture or release): its new state.
+    ended_hold: Option<&'a Hold>,
+    /// A transfer with its entries.
+    posting: Option<&'a Posting>,
+    posted: i64,
+    recorded_held: i64,
+    next_seq: i64,
+    key: &'a IdempotencyKey,
+    fingerprint: Fingerprint,
+    outcome: serde_json::Value,
+    now: DateTime<Utc>,
+}
+
+#[derive(Debug, FromQueryResult)]
+struct Written {
+    wallets: i64,
+    holds: i64,
+}
+
+/// Builds one PostgreSQL statement that performs all of `w` (data-modifying CTEs), so a
+/// call's writes cost one round trip while the wallet lock is held.
+fn pg_writes(w: &Writes<'_>) -> Result<(String, Vec<Value>)> {
+    let mut values: Vec<Value> = Vec::new();
+    let mut p = |v: Value| {
+        values.push(v);
+        format!("${}", values.len())
+    };
+    let org = w.org.as_uuid();
+    let mut ctes: Vec<String> = Vec::new();
+    if let Some(h) = w.new_hold {
+        ctes.push(format!(
+            "hi AS (INSERT INTO ledger_holds (organization_id, id, amount_minor, currency, \
+             status, captured_minor, capture_transfer_id, idempotency_key, metadata, \
+             created_at, expires_at, ended_at) VALUES ({}, {}, {}, {}, 'active', NULL, NULL, \
+             {}, {}, {}, {}, NULL) RETURNING 1)",
+            p(org.into()),
+            p(h.id.as_uuid().into()),
+            p(h.amount.minor().into()),
+            p(h.amount.currency().code().into()),
+            p(h.idempotency_key.as_str().into()),
+            p(h.metadata.clone().into()),
+            p(h.created_at.into()),
+            p(h.expires_at.into()),
+        ));
+    }
+    if let Some(t) = w.posting {
+        let tr = &t.transfer;
+        ctes.push(format!(
+            "ti AS (INSERT INTO ledger_transfers (organization_id, id, from_account, \
+             to_account, amount_minor, currency, idempotency_key, metadata, hold_id, \
+             created_at) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}) RETURNING 1)",
+            p(org.into()),
+            p(tr.id.as_uuid().into()),
+            p(tr.from.to_string().into()),
+            p(tr.to.to_string().into()),
+            p(tr.amount.minor().into()),
+            p(tr.amount.currency().code().into()),
+            p(tr.idempotency_key.as_str().into()),
+            p(tr.metadata.clone().into()),
+            p(tr.hold_id.map(|h| h.as_uuid()).into()),
+            p(tr.created_at.into()),
+        ));
+        let mut rows = Vec::new();
+        for e in &t.entries {
+            rows.push(format!(
+                "({}, {}, {}, {}, {}, {}, {}, {}, {})",
+                p(org.into()),
+                p(e.id.as_uuid().into()),
+                p(i64::try_from(e.sequence).map_err(Error::internal)?.into()),
+                p(e.transfer_id.as_uuid().into()),
+                p(e.hold_id.map(|h| h.as_uuid()).into()),
+                p(e.account.to_string().into()),
+                p(e.amount.minor().into()),
+                p(e.amount.currency().code().into()),
+                p(e.created_at.into()),
+            ));
+        }
+        ctes.push(format!(
+            "ei AS (INSERT INTO ledger_entries (organization_id, id, seq, transfer_id, \
+             hold_id, account, amount_minor, currency, created_at) VALUES {} RETURNING 1)",
+            rows.join(", ")
+        ));
+    }
+    if let Some(h) = w.ended_hold {
+        ctes.push(format!(
+            "hu AS (UPDATE ledger_holds SET status = {}, captured_minor = {}, \
+             capture_transfer_id = {}, ended_at = {} WHERE organization_id = {} AND id = {} \
+             AND status = 'active' RETURNING 1)",
+            p(status_name(h.status).into()),
+            p(h.captured.map(|m| m.minor()).into()),
+            p(h.capture_transfer_id.map(|t| t.as_uuid()).into()),
+            p(h.ended_at.into()),
+            p(org.into()),
+            p(h.id.as_uuid().into()),
+        ));
+    }
+    ctes.push(format!(
+        "wu AS (UPDATE ledger_wallets SET posted_minor = {}, held_minor = {}, next_seq = {}, \
+         updated_at = {} WHERE organization_id = {} RETURNING 1)",
+        p(w.posted.into()),
+        p(w.recorded_held.into()),
+        p(w.next_seq.into()),
+        p(w.now.into()),
+        p(org.into()),
+    ));
+    ctes.push(format!(
+        "ii AS (INSERT INTO ledger_idempotency (organization_id, key, fingerprint, outcome, \
+         created_at) VALUES ({}, {}, {}, {}, {}) RETURNING 1)",
+        p(org.into()),
+        p(w.key.as_str().into()),
+        p(w.fingerprint.as_str().into()),
+        p(w.outcome.clone().into()),
+        p(w.now.into()),
+    ));
+    let holds = if w.ended_hold.is_some() {
+        "(SELECT count(*) FROM hu)"
+    } else {
+        "1"
+    };
+    let sql = format!(
+        "WITH {} SELECT (SELECT count(*) FROM wu) AS wallets, CAST({holds} AS BIGINT) AS holds",
+        ctes.join(", ")
+    );
+    Ok((sql, values))
+}
+
 impl SqlLedger {
     /// A ledger over `db` (migrated) that reads the time from `clock`.
     pub fn new(db: DatabaseConnection, clock: SharedClock) -> Self {
@@ -465,7 +688,18 @@ impl SqlLedger {
             db,
             clock,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
+            queues: Some(Arc::default()),
         }
+    }
+
+    /// Turns batching on (the default) or off. With batching, calls that arrive while a
+    /// transaction on the same wallet is running wait for it and then run together, in
+    /// order, in one transaction (one lock, one commit), each with its own checks and
+    /// result. If that transaction fails as a whole, each call runs again on its own.
+    /// Batching needs a Tokio runtime.
+    pub fn with_batching(mut self, on: bool) -> Self {
+        self.queues = on.then(Arc::default);
+        self
     }
 
     /// Sets how many times a call is attempted when the database reports a serialization
@@ -615,21 +849,73 @@ impl SqlLedger {
         Ok(Replay::Stored(outcome))
     }
 
-    async fn record<T: Serialize>(
-        &self,
-        txn: &DatabaseTransaction,
-        org: OrgId,
-        key: &IdempotencyKey,
-        fingerprint: Fingerprint,
-        outcome: &LedgerOutcome<T>,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
+    /// Performs the writes of a call: one statement on PostgreSQL, a few on SQLite.
+    async fn apply(&self, txn: &DatabaseTransaction, w: Writes<'_>) -> Result<()> {
+        if self.backend() == DbBackend::Postgres {
+            let (sql, values) = pg_writes(&w)?;
+            let written = Written::find_by_statement(self.stmt(&sql, values))
+                .one(txn)
+                .await
+                .map_err(db_err)?
+                .ok_or_else(|| Error::internal("writes returned no row"))?;
+            if written.wallets != 1 || written.holds != 1 {
+                return Err(Error::internal(
+                    "wallet or hold changed under the wallet lock",
+                ));
+            }
+            return Ok(());
+        }
+        if let Some(hold) = w.new_hold {
+            ledger_holds::Entity::insert(ledger_holds::ActiveModel {
+                organization_id: Set(w.org.as_uuid()),
+                id: Set(hold.id.as_uuid()),
+                amount_minor: Set(hold.amount.minor()),
+                currency: Set(hold.amount.currency().code().to_owned()),
+                status: Set(status_name(HoldStatus::Active).to_owned()),
+                captured_minor: Set(None),
+                capture_transfer_id: Set(None),
+                idempotency_key: Set(hold.idempotency_key.as_str().to_owned()),
+                metadata: Set(hold.metadata.clone()),
+                created_at: Set(hold.created_at),
+                expires_at: Set(hold.expires_at),
+                ended_at: Set(None),
+            })
+            .exec_without_returning(txn)
+            .await
+            .map_err(db_err)?;
+        }
+        if let Some(posting) = w.posting {
+            posting.insert(txn).await?;
+        }
+        if let Some(ended) = w.ended_hold {
+            let changed = self
+                .db_exec(
+                    txn,
+                    "UPDATE ledger_holds SET status = $3, captured_minor = $4, \
+                     capture_transfer_id = $5, ended_at = $6 \
+                     WHERE organization_id = $1 AND id = $2 AND status = 'active'",
+                    vec![
+                        w.org.as_uuid().into(),
+                        ended.id.as_uuid().into(),
+                        status_name(ended.status).into(),
+                        ended.captured.map(|m| m.minor()).into(),
+                        ended.capture_transfer_id.map(|t| t.as_uuid()).into(),
+                        ended.ended_at.into(),
+                    ],
+                )
+                .await?;
+            if changed != 1 {
+                return Err(Error::internal("hold changed under the wallet lock"));
+            }
+        }
+        self.update_wallet(txn, w.org, w.posted, w.recorded_held, w.next_seq, w.now)
+            .await?;
         ledger_idempotency::Entity::insert(ledger_idempotency::ActiveModel {
-            organization_id: Set(org.as_uuid()),
-            key: Set(key.as_str().to_owned()),
-            fingerprint: Set(fingerprint.as_str().to_owned()),
-            outcome: Set(serde_json::to_value(outcome).map_err(json_err)?),
-            created_at: Set(now),
+            organization_id: Set(w.org.as_uuid()),
+            key: Set(w.key.as_str().to_owned()),
+            fingerprint: Set(w.fingerprint.as_str().to_owned()),
+            outcome: Set(w.outcome),
+            created_at: Set(w.now),
         })
         .exec_without_returning(txn)
         .await
@@ -680,8 +966,21 @@ impl SqlLedger {
     }
 
     /// Reads the wallet and its live held balance without locking.
+    /// On PostgreSQL both reads share one snapshot (REPEATABLE READ), so a sweep that
+    /// commits between them cannot make an expired hold count twice or not at all.
     async fn read_wallet(&self, org: OrgId, now: DateTime<Utc>) -> Result<WalletState> {
-        let txn = self.db.begin().await.map_err(db_err)?;
+        let txn = match self.backend() {
+            DbBackend::Postgres => {
+                self.db
+                    .begin_with_config(
+                        Some(sea_orm::IsolationLevel::RepeatableRead),
+                        Some(sea_orm::AccessMode::ReadOnly),
+                    )
+                    .await
+            }
+            _ => self.db.begin().await,
+        }
+        .map_err(db_err)?;
         let result = async {
             let model = ledger_wallets::Entity::find_by_id(org.as_uuid())
                 .one(&txn)
@@ -799,20 +1098,27 @@ impl SqlLedger {
     ) -> Result<LedgerOutcome<Transfer>> {
         let now = self.now();
         let txn = self.begin().await?;
-        let result = self.transfer_in(&txn, org, request, now).await;
+        let result = async {
+            let (mut wallet, stored) = self
+                .enter(&txn, org, now, Some(&request.idempotency_key))
+                .await?;
+            self.transfer_in(&txn, &mut wallet, stored, request, now)
+                .await
+        }
+        .await;
         Self::finish(txn, result).await
     }
 
+    /// A transfer, once the wallet is locked (`stored`: the key's recorded fingerprint).
     async fn transfer_in(
         &self,
         txn: &DatabaseTransaction,
-        org: OrgId,
+        wallet: &mut WalletState,
+        stored: Option<String>,
         request: &TransferRequest,
         now: DateTime<Utc>,
     ) -> Result<LedgerOutcome<Transfer>> {
-        let (wallet, stored) = self
-            .enter(txn, org, now, Some(&request.idempotency_key))
-            .await?;
+        let org = wallet.org;
         let fingerprint = Fingerprint::transfer(request);
         if let Replay::Stored(outcome) = self
             .replay(txn, org, &request.idempotency_key, stored, &fingerprint)
@@ -843,7 +1149,7 @@ impl SqlLedger {
             check_funds(&before, request.amount)?;
         }
         let posting = Posting::new(
-            &wallet,
+            wallet,
             request.from,
             request.to,
             request.amount,
@@ -852,7 +1158,7 @@ impl SqlLedger {
             None,
             now,
         )?;
-        let posted_after = posting.wallet_after(&wallet)?;
+        let posted_after = posting.wallet_after(wallet)?;
         let after = wallet.balance_with(posted_after, before.held)?;
         let outcome = LedgerOutcome {
             value: posting.transfer.clone(),
@@ -861,25 +1167,25 @@ impl SqlLedger {
             replayed: false,
         };
 
-        posting.insert(txn).await?;
-        self.update_wallet(
+        self.apply(
             txn,
-            org,
-            posted_after.minor(),
-            wallet.recorded_held,
-            wallet.next_seq + 2,
-            now,
+            Writes {
+                org,
+                new_hold: None,
+                ended_hold: None,
+                posting: Some(&posting),
+                posted: posted_after.minor(),
+                recorded_held: wallet.recorded_held,
+                next_seq: wallet.next_seq + 2,
+                key: &request.idempotency_key,
+                fingerprint,
+                outcome: serde_json::to_value(&outcome).map_err(json_err)?,
+                now,
+            },
         )
         .await?;
-        self.record(
-            txn,
-            org,
-            &request.idempotency_key,
-            fingerprint,
-            &outcome,
-            now,
-        )
-        .await?;
+        wallet.posted = posted_after.minor();
+        wallet.next_seq += 2;
         Ok(outcome)
     }
 
@@ -890,20 +1196,27 @@ impl SqlLedger {
     ) -> Result<LedgerOutcome<Hold>> {
         let now = self.now();
         let txn = self.begin().await?;
-        let result = self.reserve_in(&txn, org, request, now).await;
+        let result = async {
+            let (mut wallet, stored) = self
+                .enter(&txn, org, now, Some(&request.idempotency_key))
+                .await?;
+            self.reserve_in(&txn, &mut wallet, stored, request, now)
+                .await
+        }
+        .await;
         Self::finish(txn, result).await
     }
 
+    /// A reservation, once the wallet is locked.
     async fn reserve_in(
         &self,
         txn: &DatabaseTransaction,
-        org: OrgId,
+        wallet: &mut WalletState,
+        stored: Option<String>,
         request: &ReserveRequest,
         now: DateTime<Utc>,
     ) -> Result<LedgerOutcome<Hold>> {
-        let (wallet, stored) = self
-            .enter(txn, org, now, Some(&request.idempotency_key))
-            .await?;
+        let org = wallet.org;
         let fingerprint = Fingerprint::reserve(request);
         if let Replay::Stored(outcome) = self
             .replay(txn, org, &request.idempotency_key, stored, &fingerprint)
@@ -948,41 +1261,24 @@ impl SqlLedger {
             replayed: false,
         };
 
-        ledger_holds::Entity::insert(ledger_holds::ActiveModel {
-            organization_id: Set(org.as_uuid()),
-            id: Set(hold.id.as_uuid()),
-            amount_minor: Set(hold.amount.minor()),
-            currency: Set(wallet.currency.code().to_owned()),
-            status: Set(status_name(HoldStatus::Active).to_owned()),
-            captured_minor: Set(None),
-            capture_transfer_id: Set(None),
-            idempotency_key: Set(hold.idempotency_key.as_str().to_owned()),
-            metadata: Set(hold.metadata.clone()),
-            created_at: Set(now),
-            expires_at: Set(expires_at),
-            ended_at: Set(None),
-        })
-        .exec_without_returning(txn)
-        .await
-        .map_err(db_err)?;
-        self.update_wallet(
+        self.apply(
             txn,
-            org,
-            wallet.posted,
-            recorded_after.minor(),
-            wallet.next_seq,
-            now,
+            Writes {
+                org,
+                new_hold: Some(&hold),
+                ended_hold: None,
+                posting: None,
+                posted: wallet.posted,
+                recorded_held: recorded_after.minor(),
+                next_seq: wallet.next_seq,
+                key: &request.idempotency_key,
+                fingerprint,
+                outcome: serde_json::to_value(&outcome).map_err(json_err)?,
+                now,
+            },
         )
         .await?;
-        self.record(
-            txn,
-            org,
-            &request.idempotency_key,
-            fingerprint,
-            &outcome,
-            now,
-        )
-        .await?;
+        wallet.recorded_held = recorded_after.minor();
         Ok(outcome)
     }
 
@@ -995,23 +1291,28 @@ impl SqlLedger {
     ) -> Result<LedgerOutcome<Hold>> {
         let now = self.now();
         let txn = self.begin().await?;
-        let result = self
-            .end_hold_in(&txn, org, hold_id, key, capture, now)
-            .await;
+        let result = async {
+            let (mut wallet, stored) = self.enter(&txn, org, now, Some(key)).await?;
+            self.end_hold_in(&txn, &mut wallet, stored, hold_id, key, capture, now)
+                .await
+        }
+        .await;
         Self::finish(txn, result).await
     }
 
-    /// Captures (`Some(request)`) or releases (`None`) a hold.
+    /// Captures (`Some(request)`) or releases (`None`) a hold, once the wallet is locked.
+    #[allow(clippy::too_many_arguments)]
     async fn end_hold_in(
         &self,
         txn: &DatabaseTransaction,
-        org: OrgId,
+        wallet: &mut WalletState,
+        stored: Option<String>,
         hold_id: HoldId,
         key: &IdempotencyKey,
         capture: Option<&CaptureRequest>,
         now: DateTime<Utc>,
     ) -> Result<LedgerOutcome<Hold>> {
-        let (wallet, stored) = self.enter(txn, org, now, Some(key)).await?;
+        let org = wallet.org;
         let fingerprint = match capture {
             Some(request) => Fingerprint::capture(hold_id, request),
             None => Fingerprint::release(hold_id),
@@ -1050,7 +1351,7 @@ impl SqlLedger {
                     return Err(Error::invalid("amount", "is more than the hold"));
                 }
                 let posting = Posting::new(
-                    &wallet,
+                    wallet,
                     Account::Wallet(org),
                     Account::PlatformRevenue,
                     amount,
@@ -1062,7 +1363,7 @@ impl SqlLedger {
                 ended.status = HoldStatus::Captured;
                 ended.captured = Some(amount);
                 ended.capture_transfer_id = Some(posting.transfer.id);
-                let posted_after = posting.wallet_after(&wallet)?;
+                let posted_after = posting.wallet_after(wallet)?;
                 (Some(posting), posted_after)
             }
             None => {
@@ -1078,43 +1379,199 @@ impl SqlLedger {
             replayed: false,
         };
 
-        let next_seq = if let Some(posting) = &posting {
-            posting.insert(txn).await?;
+        let next_seq = if posting.is_some() {
             wallet.next_seq + 2
         } else {
             wallet.next_seq
         };
-        let changed = self
-            .db_exec(
-                txn,
-                "UPDATE ledger_holds SET status = $3, captured_minor = $4, \
-                 capture_transfer_id = $5, ended_at = $6 \
-                 WHERE organization_id = $1 AND id = $2 AND status = 'active'",
-                vec![
-                    org.as_uuid().into(),
-                    hold_id.as_uuid().into(),
-                    status_name(ended.status).into(),
-                    ended.captured.map(|m| m.minor()).into(),
-                    ended.capture_transfer_id.map(|t| t.as_uuid()).into(),
-                    now.into(),
-                ],
-            )
-            .await?;
-        if changed != 1 {
-            return Err(Error::internal("hold changed under the wallet lock"));
-        }
-        self.update_wallet(
+        self.apply(
             txn,
-            org,
-            posted_after.minor(),
-            recorded_after.minor(),
-            next_seq,
-            now,
+            Writes {
+                org,
+                new_hold: None,
+                ended_hold: Some(&ended),
+                posting: posting.as_ref(),
+                posted: posted_after.minor(),
+                recorded_held: recorded_after.minor(),
+                next_seq,
+                key,
+                fingerprint,
+                outcome: serde_json::to_value(&outcome).map_err(json_err)?,
+                now,
+            },
         )
         .await?;
-        self.record(txn, org, key, fingerprint, &outcome, now)
-            .await?;
+        wallet.posted = posted_after.minor();
+        wallet.recorded_held = recorded_after.minor();
+        wallet.next_seq = next_seq;
         Ok(outcome)
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Batching: one transaction for the calls queued on a wallet.
+
+    /// Runs a money-moving call, batched with other calls on the same wallet if on.
+    async fn submit(&self, org: OrgId, op: Op) -> Result<Done> {
+        if let Some(queues) = &self.queues {
+            let (reply, answer) = oneshot::channel();
+            let lead = {
+                let mut queues = queues
+                    .lock()
+                    .map_err(|_| Error::internal("ledger queue lock poisoned"))?;
+                let pending = Pending {
+                    op: op.clone(),
+                    reply,
+                };
+                match queues.get_mut(&org) {
+                    Some(waiting) => {
+                        waiting.push(pending);
+                        false
+                    }
+                    None => {
+                        queues.insert(org, vec![pending]);
+                        true
+                    }
+                }
+            };
+            if lead {
+                // The caller runs the first batch itself (no hand-off when the wallet is
+                // quiet); whatever queued meanwhile is drained by a spawned task.
+                self.lead_first(Arc::clone(queues), org).await;
+            }
+            if let Ok(result) = answer.await {
+                return result;
+            }
+        }
+        self.run_alone(org, &op).await
+    }
+
+    /// Runs one call in a transaction of its own, retrying when the database asks.
+    async fn run_alone(&self, org: OrgId, op: &Op) -> Result<Done> {
+        match op {
+            Op::Transfer(request) => {
+                with_retry!(self, self.transfer_once(org, request)).map(Done::Transfer)
+            }
+            Op::Reserve(request) => {
+                with_retry!(self, self.reserve_once(org, request)).map(Done::Hold)
+            }
+            Op::End { hold, key, capture } => {
+                with_retry!(self, self.end_hold_once(org, *hold, key, capture.as_ref()))
+                    .map(Done::Hold)
+            }
+        }
+    }
+
+    /// Runs the first batch of a wallet's queue in the caller's task, then leaves the rest
+    /// (if any) to a spawned task.
+    async fn lead_first(&self, queues: Queues, org: OrgId) {
+        let mut guard = LeadGuard {
+            queues: Arc::clone(&queues),
+            org,
+            finished: false,
+        };
+        let batch = {
+            let Ok(mut queues) = queues.lock() else {
+                return;
+            };
+            let Some(waiting) = queues.get_mut(&org) else {
+                guard.finished = true;
+                return;
+            };
+            let n = waiting.len().min(MAX_BATCH);
+            waiting.drain(..n).collect::<Vec<_>>()
+        };
+        self.run_batch(org, batch).await;
+        let Ok(mut locked) = queues.lock() else {
+            return;
+        };
+        guard.finished = true;
+        if locked.get(&org).is_none_or(Vec::is_empty) {
+            locked.remove(&org);
+        } else {
+            drop(locked);
+            let this = self.clone();
+            tokio::spawn(async move { this.lead(queues, org).await });
+        }
+    }
+
+    /// Drains the wallet's queue, one batch per transaction, until it is empty.
+    async fn lead(&self, queues: Queues, org: OrgId) {
+        let mut guard = LeadGuard {
+            queues: Arc::clone(&queues),
+            org,
+            finished: false,
+        };
+        loop {
+            let batch = {
+                let Ok(mut queues) = queues.lock() else {
+                    return;
+                };
+                let Some(waiting) = queues.get_mut(&org) else {
+                    guard.finished = true;
+                    return;
+                };
+                if waiting.is_empty() {
+                    queues.remove(&org);
+                    guard.finished = true;
+                    return;
+                }
+                let n = waiting.len().min(MAX_BATCH);
+                waiting.drain(..n).collect::<Vec<_>>()
+            };
+            self.run_batch(org, batch).await;
+        }
+    }
+
+    /// Runs `batch` in one transaction. Refusals (insufficient funds, conflicts, …) are
+    /// answered like any result; any other failure rolls the whole batch back and leaves
+    /// every caller unanswered, so each runs its call on its own.
+    async fn run_batch(&self, org: OrgId, batch: Vec<Pending>) {
+        let now = self.now();
+        let Ok(txn) = self.begin().await else {
+            return;
+        };
+        let mut replies = Vec::with_capacity(batch.len());
+        let ran: Result<()> = async {
+            let model = self.lock_wallet(&txn, org).await?;
+            let mut wallet = WalletState::from_model(model, 0)?;
+            for Pending { op, reply } in batch {
+                let probe = self.probe(&txn, org, now, Some(op.key())).await?;
+                wallet.expired_held = probe.expired_held;
+                let stored = probe.fingerprint;
+                let result = match &op {
+                    Op::Transfer(request) => self
+                        .transfer_in(&txn, &mut wallet, stored, request, now)
+                        .await
+                        .map(Done::Transfer),
+                    Op::Reserve(request) => self
+                        .reserve_in(&txn, &mut wallet, stored, request, now)
+                        .await
+                        .map(Done::Hold),
+                    Op::End { hold, key, capture } => self
+                        .end_hold_in(&txn, &mut wallet, stored, *hold, key, capture.as_ref(), now)
+                        .await
+                        .map(Done::Hold),
+                };
+                match result {
+                    Err(err @ Error::Internal(_)) => return Err(err),
+                    result => replies.push((reply, result)),
+                }
+            }
+            Ok(())
+        }
+        .await;
+        if ran.is_err() {
+            txn.rollback().await.ok();
+            return;
+        }
+        if txn.commit().await.is_err() {
+            // Committed or not, each caller runs again with its key: a replay if it was.
+            return;
+        }
+        for (reply, result) in replies {
+            // A caller that stopped waiting no longer needs the answer.
+            reply.send(result).ok();
+        }
     }
 
     async fn hold_now(&self, org: OrgId, hold: HoldId) -> Result<Hold> {
@@ -1338,21 +1795,11 @@ impl SqlLedger {
     }
 }
 
-/// Runs `$call` (one transaction) until it succeeds, fails for good, or runs out of
-/// attempts on retryable database errors.
-macro_rules! with_retry {
-    ($self:ident, $call:expr) => {{
-        let mut attempt = 0_u32;
-        loop {
-            attempt += 1;
-            match $call.await {
-                Err(err) if attempt < $self.max_attempts && retryable(&err) => {
-                    SqlLedger::back_off(attempt).await;
-                }
-                other => break other,
-            }
-        }
-    }};
+fn hold_outcome(done: Done) -> Result<LedgerOutcome<Hold>> {
+    match done {
+        Done::Hold(outcome) => Ok(outcome),
+        Done::Transfer(_) => Err(Error::internal("a hold call answered with a transfer")),
+    }
 }
 
 impl Ledger for SqlLedger {
@@ -1384,7 +1831,12 @@ impl Ledger for SqlLedger {
         org: OrgId,
         request: TransferRequest,
     ) -> BoxFuture<'_, Result<LedgerOutcome<Transfer>>> {
-        Box::pin(async move { with_retry!(self, self.transfer_once(org, &request)) })
+        Box::pin(async move {
+            match self.submit(org, Op::Transfer(request)).await? {
+                Done::Transfer(outcome) => Ok(outcome),
+                Done::Hold(_) => Err(Error::internal("a transfer answered with a hold")),
+            }
+        })
     }
 
     fn reserve(
@@ -1392,7 +1844,7 @@ impl Ledger for SqlLedger {
         org: OrgId,
         request: ReserveRequest,
     ) -> BoxFuture<'_, Result<LedgerOutcome<Hold>>> {
-        Box::pin(async move { with_retry!(self, self.reserve_once(org, &request)) })
+        Box::pin(async move { hold_outcome(self.submit(org, Op::Reserve(request)).await?) })
     }
 
     fn capture(
@@ -1402,8 +1854,12 @@ impl Ledger for SqlLedger {
         request: CaptureRequest,
     ) -> BoxFuture<'_, Result<LedgerOutcome<Hold>>> {
         Box::pin(async move {
-            let key = request.idempotency_key.clone();
-            with_retry!(self, self.end_hold_once(org, hold, &key, Some(&request)))
+            let op = Op::End {
+                hold,
+                key: request.idempotency_key.clone(),
+                capture: Some(request),
+            };
+            hold_outcome(self.submit(org, op).await?)
         })
     }
 

@@ -14,6 +14,7 @@
 //! - `ledger_idempotency`: the first successful outcome per `(organization_id, key)`, with
 //!   the operation's fingerprint.
 //!
+//! Triggers refuse `UPDATE` and `DELETE` on transfers, entries and idempotency records.
 //! Money is `BIGINT` minor units with a currency code. Primary keys and foreign keys all
 //! start with `organization_id`. Ledger rows are not deleted with their organization: the
 //! foreign key to `organizations` restricts deletion.
@@ -379,6 +380,39 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
+
+        // Transfers, entries and idempotency records are append-only, in the database too.
+        let db = m.get_connection();
+        let append_only = ["ledger_transfers", "ledger_entries", "ledger_idempotency"];
+        match m.get_database_backend() {
+            sea_orm::DatabaseBackend::Postgres => {
+                db.execute_unprepared(
+                    "CREATE FUNCTION ledger_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ \
+                     BEGIN RAISE EXCEPTION 'ledger rows are append-only: % on %', TG_OP, \
+                     TG_TABLE_NAME USING ERRCODE = 'restrict_violation'; END $$",
+                )
+                .await?;
+                for table in append_only {
+                    db.execute_unprepared(&format!(
+                        "CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} \
+                         FOR EACH ROW EXECUTE FUNCTION ledger_append_only()"
+                    ))
+                    .await?;
+                }
+            }
+            _ => {
+                for table in append_only {
+                    for op in ["UPDATE", "DELETE"] {
+                        db.execute_unprepared(&format!(
+                            "CREATE TRIGGER {table}_no_{} BEFORE {op} ON {table} \
+                             BEGIN SELECT RAISE(ABORT, 'ledger rows are append-only'); END",
+                            op.to_lowercase()
+                        ))
+                        .await?;
+                    }
+                }
+            }
+        }
         Ok(())
     }
 
@@ -391,6 +425,11 @@ impl MigrationTrait for Migration {
             LedgerWallets::Table.into_iden(),
         ] {
             m.drop_table(Table::drop().table(table).to_owned()).await?;
+        }
+        if m.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+            m.get_connection()
+                .execute_unprepared("DROP FUNCTION IF EXISTS ledger_append_only()")
+                .await?;
         }
         Ok(())
     }

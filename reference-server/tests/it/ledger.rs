@@ -14,7 +14,8 @@ use edge_core::{
 use edge_server::entities::{ledger_entries, ledger_holds, ledger_transfers, organizations};
 use edge_server::ledger::SqlLedger;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait as _, DatabaseConnection, EntityTrait as _, QueryFilter as _,
+    ActiveValue::Set, ColumnTrait as _, ConnectionTrait as _, DatabaseConnection, EntityTrait as _,
+    QueryFilter as _,
 };
 
 use crate::helpers::{Backend, PgDatabase, for_each_backend, postgres_admin_url, skip};
@@ -258,6 +259,24 @@ async fn entries_of_every_transfer_sum_to_zero(backend: Backend) {
     );
     f.assert_consistent(f.org).await;
     f.assert_consistent(other).await;
+
+    // The database itself refuses to change or remove ledger rows.
+    for sql in [
+        "UPDATE ledger_entries SET amount_minor = amount_minor + 1",
+        "DELETE FROM ledger_entries",
+        "UPDATE ledger_transfers SET amount_minor = 1",
+        "DELETE FROM ledger_transfers",
+        "UPDATE ledger_idempotency SET fingerprint = 'x'",
+        "DELETE FROM ledger_idempotency",
+    ] {
+        let out = f.db.execute_unprepared(sql).await;
+        assert!(
+            out.as_ref()
+                .is_err_and(|e| e.to_string().contains("append-only")),
+            "{sql}: {out:?}"
+        );
+    }
+    assert_eq!(f.all_entries(f.org).await, entries);
 }
 
 async fn available_never_goes_below_the_floor(backend: Backend) {
@@ -1108,13 +1127,13 @@ async fn agrees_with_the_in_memory_ledger_on_random_sequences() {
                     out.push(brief(r));
                 }
                 assert_eq!(out[0], out[1], "step {step}");
-                if let [Some(a), Some(b)] = ids[..] {
-                    if !holds.contains(&[a, b]) {
-                        holds.push([a, b]);
-                    }
+                if let [Some(a), Some(b)] = ids[..]
+                    && !holds.contains(&[a, b])
+                {
+                    holds.push([a, b]);
                 }
             }
-            5 | 6 | 7 if !holds.is_empty() => {
+            5..=7 if !holds.is_empty() => {
                 let pair = holds[(rand::random::<u32>() as usize) % holds.len()];
                 let partial = rand::random::<bool>().then_some(amount);
                 let mut out = Vec::new();
