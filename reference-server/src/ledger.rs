@@ -51,6 +51,7 @@
 //!   microseconds once per call so that stored rows and returned values agree.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -1490,7 +1491,10 @@ impl SqlLedger {
         } else {
             drop(locked);
             let this = self.clone();
-            tokio::spawn(async move { this.lead(queues, org).await });
+            // A spawned task inherits no tenant scope: give it the wallet's.
+            tokio::spawn(crate::tenant_scope::in_organization(org, async move {
+                this.lead(queues, org).await
+            }));
         }
     }
 
@@ -1729,6 +1733,10 @@ impl SqlLedger {
     /// the balance of each of its transfers from the rows, under the wallet lock, and
     /// returns them next to the cached values. See [`WalletCheck::is_consistent`].
     pub async fn verify_wallet(&self, org: OrgId) -> Result<WalletCheck> {
+        crate::tenant_scope::in_organization(org, self.verify_wallet_now(org)).await
+    }
+
+    async fn verify_wallet_now(&self, org: OrgId) -> Result<WalletCheck> {
         let txn = self.begin().await?;
         let result = async {
             let model = self.lock_wallet(&txn, org).await?;
@@ -1802,20 +1810,36 @@ fn hold_outcome(done: Done) -> Result<LedgerOutcome<Hold>> {
     }
 }
 
+/// Runs a call on one organization's wallet in that organization's database scope, so it
+/// works behind row-level security whatever the caller's scope (see
+/// [`crate::tenant_scope`]).
+fn scoped<'a, T>(org: OrgId, work: impl Future<Output = T> + Send + 'a) -> BoxFuture<'a, T> {
+    Box::pin(crate::tenant_scope::in_organization(org, work))
+}
+
+/// Runs an operator call (across every wallet) in the cross-tenant database scope.
+fn cross_tenant<'a, T>(work: impl Future<Output = T> + Send + 'a) -> BoxFuture<'a, T> {
+    Box::pin(crate::tenant_scope::cross_tenant(work))
+}
+
 impl Ledger for SqlLedger {
     fn open_wallet(&self, org: OrgId, currency: Currency) -> BoxFuture<'_, Result<Balance>> {
-        Box::pin(async move { with_retry!(self, self.open_wallet_now(org, currency)) })
+        scoped(org, async move {
+            with_retry!(self, self.open_wallet_now(org, currency))
+        })
     }
 
     fn balance(&self, org: OrgId) -> BoxFuture<'_, Result<Balance>> {
-        Box::pin(async move {
+        scoped(org, async move {
             let now = self.now();
             with_retry!(self, self.read_wallet(org, now))?.balance()
         })
     }
 
     fn set_credit_limit(&self, org: OrgId, limit: Money) -> BoxFuture<'_, Result<Balance>> {
-        Box::pin(async move { with_retry!(self, self.set_credit_limit_once(org, limit)) })
+        scoped(org, async move {
+            with_retry!(self, self.set_credit_limit_once(org, limit))
+        })
     }
 
     fn set_low_balance_threshold(
@@ -1823,7 +1847,9 @@ impl Ledger for SqlLedger {
         org: OrgId,
         threshold: Option<Money>,
     ) -> BoxFuture<'_, Result<Balance>> {
-        Box::pin(async move { with_retry!(self, self.set_threshold_once(org, threshold)) })
+        scoped(org, async move {
+            with_retry!(self, self.set_threshold_once(org, threshold))
+        })
     }
 
     fn transfer(
@@ -1831,7 +1857,7 @@ impl Ledger for SqlLedger {
         org: OrgId,
         request: TransferRequest,
     ) -> BoxFuture<'_, Result<LedgerOutcome<Transfer>>> {
-        Box::pin(async move {
+        scoped(org, async move {
             match self.submit(org, Op::Transfer(request)).await? {
                 Done::Transfer(outcome) => Ok(outcome),
                 Done::Hold(_) => Err(Error::internal("a transfer answered with a hold")),
@@ -1844,7 +1870,9 @@ impl Ledger for SqlLedger {
         org: OrgId,
         request: ReserveRequest,
     ) -> BoxFuture<'_, Result<LedgerOutcome<Hold>>> {
-        Box::pin(async move { hold_outcome(self.submit(org, Op::Reserve(request)).await?) })
+        scoped(org, async move {
+            hold_outcome(self.submit(org, Op::Reserve(request)).await?)
+        })
     }
 
     fn capture(
@@ -1853,7 +1881,7 @@ impl Ledger for SqlLedger {
         hold: HoldId,
         request: CaptureRequest,
     ) -> BoxFuture<'_, Result<LedgerOutcome<Hold>>> {
-        Box::pin(async move {
+        scoped(org, async move {
             let op = Op::End {
                 hold,
                 key: request.idempotency_key.clone(),
@@ -1869,25 +1897,32 @@ impl Ledger for SqlLedger {
         hold: HoldId,
         idempotency_key: IdempotencyKey,
     ) -> BoxFuture<'_, Result<LedgerOutcome<Hold>>> {
-        Box::pin(
-            async move { with_retry!(self, self.end_hold_once(org, hold, &idempotency_key, None)) },
-        )
+        scoped(org, async move {
+            with_retry!(self, self.end_hold_once(org, hold, &idempotency_key, None))
+        })
     }
 
     fn hold(&self, org: OrgId, hold: HoldId) -> BoxFuture<'_, Result<Hold>> {
-        Box::pin(async move { with_retry!(self, self.hold_now(org, hold)) })
+        scoped(
+            org,
+            async move { with_retry!(self, self.hold_now(org, hold)) },
+        )
     }
 
     fn get_transfer(&self, org: OrgId, id: TransferId) -> BoxFuture<'_, Result<Transfer>> {
-        Box::pin(async move { with_retry!(self, self.transfer_by_id(org, id)) })
+        scoped(org, async move {
+            with_retry!(self, self.transfer_by_id(org, id))
+        })
     }
 
     fn entries(&self, org: OrgId, page: PageRequest) -> BoxFuture<'_, Result<Page<Entry>>> {
-        Box::pin(async move { with_retry!(self, self.entries_now(org, page.clone())) })
+        scoped(org, async move {
+            with_retry!(self, self.entries_now(org, page.clone()))
+        })
     }
 
     fn expire_holds(&self, limit: u32) -> BoxFuture<'_, Result<Vec<Hold>>> {
-        Box::pin(async move { self.expire_holds_now(limit).await })
+        cross_tenant(async move { self.expire_holds_now(limit).await })
     }
 
     fn platform_balance(
@@ -1895,6 +1930,6 @@ impl Ledger for SqlLedger {
         account: Account,
         currency: Currency,
     ) -> BoxFuture<'_, Result<Money>> {
-        Box::pin(async move { with_retry!(self, self.platform_balance_now(account, currency)) })
+        cross_tenant(async move { with_retry!(self, self.platform_balance_now(account, currency)) })
     }
 }

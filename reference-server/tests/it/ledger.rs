@@ -62,6 +62,22 @@ async fn connect(
     );
     let db = edge_server::db::connect(&config).await.unwrap();
     edge_server::db::migrate(&db).await.unwrap();
+    // On PostgreSQL the ledger runs as the server does: as a runtime role that row-level
+    // security applies to (the owner, who migrated, bypasses it).
+    let db = match &pg {
+        Some(pg) => {
+            let runtime = crate::helpers::test_config(
+                dir.path(),
+                &pg.runtime_url,
+                &[(
+                    "EDGE_DATABASE_MAX_CONNECTIONS".to_owned(),
+                    connections.to_string(),
+                )],
+            );
+            edge_server::db::connect(&runtime).await.unwrap()
+        }
+        None => db,
+    };
     (db, dir, pg)
 }
 
@@ -192,6 +208,11 @@ async fn all_entries(ledger: &dyn Ledger, org: OrgId) -> Vec<Entry> {
 }
 
 async fn entries_of_every_transfer_sum_to_zero(backend: Backend) {
+    // The test reads and tries to rewrite rows of several organizations directly.
+    edge_server::tenant_scope::cross_tenant(entries_sum_to_zero(backend)).await;
+}
+
+async fn entries_sum_to_zero(backend: Backend) {
     let f = fixture(backend).await;
     f.top_up(10_000, "t1").await;
     let hold = f.reserve(3_000, "r1").await.unwrap().value;
@@ -1056,14 +1077,14 @@ async fn many_writers_on_one_hot_wallet_postgres() {
     }
     let f = fixture_with(Backend::Postgres, 32).await;
     let started = std::time::Instant::now();
-    hammer_one_wallet(&f, 64, 500).await;
+    edge_server::tenant_scope::in_organization(f.org, hammer_one_wallet(&f, 64, 500)).await;
     eprintln!("64 x 500 on PostgreSQL took {:?}", started.elapsed());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_writers_on_one_hot_wallet_sqlite() {
     let f = fixture_with(Backend::Sqlite, 8).await;
-    hammer_one_wallet(&f, 16, 40).await;
+    edge_server::tenant_scope::in_organization(f.org, hammer_one_wallet(&f, 16, 40)).await;
 }
 
 /// Random sequences of calls give the same results on SQLite as on the in-memory ledger.

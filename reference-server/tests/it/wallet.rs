@@ -6,7 +6,10 @@ use serde_json::{Value, json};
 use crate::auth::{PASSWORD, login, signup, token};
 use crate::helpers::{TestApp, on_both_backends};
 
-on_both_backends!(operators_adjust_wallets_idempotently_and_members_see_them);
+on_both_backends!(
+    operators_adjust_wallets_idempotently_and_members_see_them,
+    concurrent_adjustments_on_one_wallet_all_apply_once,
+);
 
 async fn call(
     app: &TestApp,
@@ -288,4 +291,58 @@ async fn operators_adjust_wallets_idempotently_and_members_see_them(app: TestApp
     )
     .await;
     assert_eq!(missing.status(), 404);
+}
+
+/// Many adjustments at once on one wallet: the ledger batches them; every one applies
+/// exactly once, including on PostgreSQL where the server runs behind row-level security.
+async fn concurrent_adjustments_on_one_wallet_all_apply_once(app: TestApp) {
+    edge_server::identity::operator::create_operator(
+        app.db(),
+        chrono::Utc::now(),
+        "ops@edge.example",
+        "Ops",
+        secrecy::SecretString::from(PASSWORD),
+    )
+    .await
+    .unwrap();
+    let ops = token(
+        &login(
+            &app,
+            json!({"email": "ops@edge.example", "password": PASSWORD}),
+        )
+        .await
+        .json::<Value>()
+        .await
+        .unwrap(),
+    );
+    let shop = signup(&app, "Duka", "admin@duka.example").await;
+    let org = shop["organization"]["id"].as_str().unwrap().to_owned();
+    let path = format!("/admin/organizations/{org}/wallet/adjustments");
+
+    let mut calls = Vec::new();
+    for i in 0..40 {
+        let client = app.client.clone();
+        let url = app.url(&format!("/api/v1{path}"));
+        let ops = ops.clone();
+        calls.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(ops)
+                .json(&adjustment("1.25", "credit", &format!("burst-{i}")))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    for call in calls {
+        assert_eq!(call.await.unwrap(), 201);
+    }
+    let balance: Value = call(&app, &token(&shop), Method::GET, "/wallet", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(balance["posted"]["amount"], "50.00");
 }
