@@ -57,10 +57,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound as _, TimeDelta, Utc};
 use edge_core::ledger::Fingerprint;
+use edge_core::ledger::rules::{check_amount, check_currency, check_funds, crossing};
 use edge_core::{
     Account, Balance, BoxFuture, CaptureRequest, Currency, Entry, EntryId, Error, Hold, HoldId,
-    HoldStatus, IdempotencyKey, Ledger, LedgerEvent, LedgerOutcome, Money, OrgId, Page,
-    PageRequest, ReserveRequest, SharedClock, Transfer, TransferId, TransferRequest,
+    HoldStatus, IdempotencyKey, Ledger, LedgerOutcome, Money, OrgId, Page, PageRequest,
+    ReserveRequest, SharedClock, Transfer, TransferId, TransferRequest,
 };
 use sea_orm::{
     ActiveValue::Set, ColumnTrait as _, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
@@ -297,68 +298,6 @@ fn retryable(err: &Error) -> bool {
     match err {
         Error::Internal(cause) => cause.downcast_ref::<DbErr>().is_some_and(is_retryable),
         _ => false,
-    }
-}
-
-fn check_currency(field: &str, amount: Money, currency: Currency) -> Result<()> {
-    if amount.currency() == currency {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            field,
-            format!("must be in the wallet's currency, {currency}"),
-        ))
-    }
-}
-
-fn check_amount(field: &str, amount: Money, currency: Currency) -> Result<()> {
-    check_currency(field, amount, currency)?;
-    if amount.is_positive() {
-        Ok(())
-    } else {
-        Err(Error::invalid(field, "must be more than zero"))
-    }
-}
-
-/// Refuses lowering `available` by `amount` below `-credit_limit`.
-fn check_funds(balance: &Balance, amount: Money) -> Result<()> {
-    let floor = balance.credit_limit.checked_neg()?;
-    let short = match balance.available.checked_sub(amount) {
-        Ok(after) => after.checked_cmp(&floor)?.is_lt(),
-        Err(_) => true,
-    };
-    if short {
-        let spendable = balance
-            .available
-            .checked_add(balance.credit_limit)
-            .unwrap_or(Money::zero(balance.currency));
-        let spendable = if spendable.is_negative() {
-            Money::zero(balance.currency)
-        } else {
-            spendable
-        };
-        return Err(Error::InsufficientFunds {
-            available: spendable,
-            requested: amount,
-        });
-    }
-    Ok(())
-}
-
-/// The low-balance event, if `available` went from at or above the threshold to below it.
-fn crossing(before: &Balance, after: &Balance) -> Vec<LedgerEvent> {
-    let Some(threshold) = after.low_balance_threshold else {
-        return Vec::new();
-    };
-    if before.available.minor() >= threshold.minor() && after.available.minor() < threshold.minor()
-    {
-        vec![LedgerEvent::LowBalance {
-            org: after.org,
-            available: after.available,
-            threshold,
-        }]
-    } else {
-        Vec::new()
     }
 }
 

@@ -9,9 +9,10 @@ use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 
+use super::rules::{check_amount, check_currency, check_funds, crossing};
 use super::{
-    Account, Balance, CaptureRequest, Entry, Fingerprint, Hold, HoldStatus, Ledger, LedgerEvent,
-    LedgerOutcome, ReserveRequest, Transfer, TransferRequest,
+    Account, Balance, CaptureRequest, Entry, Fingerprint, Hold, HoldStatus, Ledger, LedgerOutcome,
+    ReserveRequest, Transfer, TransferRequest,
 };
 use crate::id::{EntryId, HoldId, OrgId, TransferId};
 use crate::{
@@ -578,69 +579,6 @@ impl Posting {
     }
 }
 
-fn check_currency(field: &str, amount: Money, currency: Currency) -> Result<()> {
-    if amount.currency() == currency {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            field,
-            format!("must be in the wallet's currency, {currency}"),
-        ))
-    }
-}
-
-fn check_amount(field: &str, amount: Money, currency: Currency) -> Result<()> {
-    check_currency(field, amount, currency)?;
-    if amount.is_positive() {
-        Ok(())
-    } else {
-        Err(Error::invalid(field, "must be more than zero"))
-    }
-}
-
-/// Refuses lowering `available` by `amount` below `-credit_limit`.
-fn check_funds(balance: &Balance, amount: Money) -> Result<()> {
-    let floor = balance.credit_limit.checked_neg()?;
-    // Overflow here means "far below any floor".
-    let short = match balance.available.checked_sub(amount) {
-        Ok(after) => after.checked_cmp(&floor)?.is_lt(),
-        Err(_) => true,
-    };
-    if short {
-        let spendable = balance
-            .available
-            .checked_add(balance.credit_limit)
-            .unwrap_or(Money::zero(balance.currency));
-        let spendable = if spendable.is_negative() {
-            Money::zero(balance.currency)
-        } else {
-            spendable
-        };
-        return Err(Error::InsufficientFunds {
-            available: spendable,
-            requested: amount,
-        });
-    }
-    Ok(())
-}
-
-/// The low-balance event, if `available` went from at or above the threshold to below it.
-fn crossing(before: &Balance, after: &Balance) -> Vec<LedgerEvent> {
-    let Some(threshold) = after.low_balance_threshold else {
-        return Vec::new();
-    };
-    if before.available.minor() >= threshold.minor() && after.available.minor() < threshold.minor()
-    {
-        vec![LedgerEvent::LowBalance {
-            org: after.org,
-            available: after.available,
-            threshold,
-        }]
-    } else {
-        Vec::new()
-    }
-}
-
 impl Ledger for InMemoryLedger {
     fn open_wallet(&self, org: OrgId, currency: Currency) -> BoxFuture<'_, Result<Balance>> {
         Box::pin(async move { self.open_wallet_now(org, currency) })
@@ -726,6 +664,8 @@ impl Ledger for InMemoryLedger {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
+
+    use crate::LedgerEvent;
     use std::sync::Arc;
     use std::task::{Context, Poll, Waker};
 

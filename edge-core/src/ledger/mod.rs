@@ -63,6 +63,7 @@
 //! look across organizations.
 
 mod memory;
+pub mod rules;
 
 use std::fmt;
 use std::str::FromStr;

@@ -35,7 +35,8 @@ struct World {
     invitation_id: String,
 }
 
-async fn send(
+/// Calls `/api/v1{path}` with a bearer token and an optional JSON body.
+pub async fn send(
     app: &TestApp,
     token: &str,
     method: Method,

@@ -5,28 +5,12 @@ use serde_json::{Value, json};
 
 use crate::auth::{PASSWORD, login, signup, token};
 use crate::helpers::{TestApp, on_both_backends};
+use crate::tenancy::send;
 
 on_both_backends!(
     operators_adjust_wallets_idempotently_and_members_see_them,
     concurrent_adjustments_on_one_wallet_all_apply_once,
 );
-
-async fn call(
-    app: &TestApp,
-    token: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> reqwest::Response {
-    let mut request = app
-        .client
-        .request(method, app.url(&format!("/api/v1{path}")))
-        .bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    request.send().await.unwrap()
-}
 
 fn adjustment(amount: &str, direction: &str, key: &str) -> Value {
     json!({
@@ -61,7 +45,7 @@ async fn operators_adjust_wallets_idempotently_and_members_see_them(app: TestApp
     let admin = token(&shop);
     let org = shop["organization"]["id"].as_str().unwrap().to_owned();
 
-    let empty: Value = call(&app, &admin, Method::GET, "/wallet", None)
+    let empty: Value = send(&app, &admin, Method::GET, "/wallet", None)
         .await
         .json()
         .await
@@ -70,7 +54,7 @@ async fn operators_adjust_wallets_idempotently_and_members_see_them(app: TestApp
     assert_eq!(empty["currency"], "KES");
 
     let path = format!("/admin/organizations/{org}/wallet/adjustments");
-    let credited = call(
+    let credited = send(
         &app,
         &ops,
         Method::POST,
@@ -84,7 +68,7 @@ async fn operators_adjust_wallets_idempotently_and_members_see_them(app: TestApp
     assert_eq!(credited["replayed"], false);
 
     // The same request again: the first result, nothing moves twice.
-    let replay = call(
+    let replay = send(
         &app,
         &ops,
         Method::POST,
@@ -97,7 +81,7 @@ async fn operators_adjust_wallets_idempotently_and_members_see_them(app: TestApp
     assert_eq!(replay["replayed"], true);
     assert_eq!(replay["transfer"]["id"], credited["transfer"]["id"]);
     // The same key for something else: refused.
-    let reused = call(
+    let reused = send(
         &app,
         &ops,
         Method::POST,
@@ -107,7 +91,7 @@ async fn operators_adjust_wallets_idempotently_and_members_see_them(app: TestApp
     .await;
     assert_eq!(reused.status(), 409);
     // More than is there: 402, and nothing changes.
-    let too_much = call(
+    let too_much = send(
         &app,
         &ops,
         Method::POST,
@@ -116,7 +100,7 @@ async fn operators_adjust_wallets_idempotently_and_members_see_them(app: TestApp
     )
     .await;
     assert_eq!(too_much.status(), 402);
-    let debited = call(
+    let debited = send(
         &app,
         &ops,
         Method::POST,
@@ -126,7 +110,7 @@ async fn operators_adjust_wallets_idempotently_and_members_see_them(app: TestApp
     .await;
     assert_eq!(debited.status(), 201);
     // Bad input is refused with the field named.
-    let bad = call(
+    let bad = send(
         &app,
         &ops,
         Method::POST,
@@ -136,7 +120,7 @@ async fn operators_adjust_wallets_idempotently_and_members_see_them(app: TestApp
     .await;
     assert_eq!(bad.status(), 422);
 
-    let balance: Value = call(&app, &admin, Method::GET, "/wallet", None)
+    let balance: Value = send(&app, &admin, Method::GET, "/wallet", None)
         .await
         .json()
         .await
@@ -145,14 +129,14 @@ async fn operators_adjust_wallets_idempotently_and_members_see_them(app: TestApp
     assert_eq!(balance["available"]["amount"], "379.50");
 
     // Entries: both sides of both transfers, oldest first, in pages.
-    let first: Value = call(&app, &admin, Method::GET, "/wallet/entries?limit=3", None)
+    let first: Value = send(&app, &admin, Method::GET, "/wallet/entries?limit=3", None)
         .await
         .json()
         .await
         .unwrap();
     assert_eq!(first["items"].as_array().unwrap().len(), 3);
     let cursor = first["next_cursor"].as_str().unwrap();
-    let rest: Value = call(
+    let rest: Value = send(
         &app,
         &admin,
         Method::GET,
@@ -176,7 +160,7 @@ async fn operators_adjust_wallets_idempotently_and_members_see_them(app: TestApp
     assert_eq!(wallet_sum, 37_950);
 
     // Audited once per adjustment, replays included.
-    let log: Value = call(
+    let log: Value = send(
         &app,
         &admin,
         Method::GET,
@@ -191,7 +175,7 @@ async fn operators_adjust_wallets_idempotently_and_members_see_them(app: TestApp
 
     // Members read the wallet only with billing permission; nobody but operators adjusts.
     assert_eq!(
-        call(
+        send(
             &app,
             &admin,
             Method::POST,
@@ -203,7 +187,7 @@ async fn operators_adjust_wallets_idempotently_and_members_see_them(app: TestApp
         403
     );
     // A low-balance threshold: crossing it is reported, once.
-    let set = call(
+    let set = send(
         &app,
         &admin,
         Method::PATCH,
@@ -212,7 +196,7 @@ async fn operators_adjust_wallets_idempotently_and_members_see_them(app: TestApp
     )
     .await;
     assert_eq!(set.status(), 200);
-    let crossed: Value = call(
+    let crossed: Value = send(
         &app,
         &ops,
         Method::POST,
@@ -225,7 +209,7 @@ async fn operators_adjust_wallets_idempotently_and_members_see_them(app: TestApp
     .unwrap();
     assert_eq!(crossed["events"][0]["type"], "low_balance", "{crossed}");
     assert_eq!(crossed["events"][0]["threshold"]["amount"], "300.00");
-    let again: Value = call(
+    let again: Value = send(
         &app,
         &ops,
         Method::POST,
@@ -239,7 +223,7 @@ async fn operators_adjust_wallets_idempotently_and_members_see_them(app: TestApp
     assert_eq!(again["events"].as_array().unwrap().len(), 0, "{again}");
 
     // An operator's credit limit lets the balance go below zero, that far and no further.
-    let limit = call(
+    let limit = send(
         &app,
         &ops,
         Method::PATCH,
@@ -248,7 +232,7 @@ async fn operators_adjust_wallets_idempotently_and_members_see_them(app: TestApp
     )
     .await;
     assert_eq!(limit.status(), 200);
-    let into_credit = call(
+    let into_credit = send(
         &app,
         &ops,
         Method::POST,
@@ -259,7 +243,7 @@ async fn operators_adjust_wallets_idempotently_and_members_see_them(app: TestApp
     assert_eq!(into_credit.status(), 201);
     let body: Value = into_credit.json().await.unwrap();
     assert_eq!(body["balance"]["available"]["amount"], "-100.00");
-    let beyond = call(
+    let beyond = send(
         &app,
         &ops,
         Method::POST,
@@ -269,7 +253,7 @@ async fn operators_adjust_wallets_idempotently_and_members_see_them(app: TestApp
     .await;
     assert_eq!(beyond.status(), 402);
     assert_eq!(
-        call(
+        send(
             &app,
             &admin,
             Method::PATCH,
@@ -282,7 +266,7 @@ async fn operators_adjust_wallets_idempotently_and_members_see_them(app: TestApp
     );
 
     let unknown = uuid::Uuid::now_v7();
-    let missing = call(
+    let missing = send(
         &app,
         &ops,
         Method::POST,
@@ -339,7 +323,7 @@ async fn concurrent_adjustments_on_one_wallet_all_apply_once(app: TestApp) {
     for call in calls {
         assert_eq!(call.await.unwrap(), 201);
     }
-    let balance: Value = call(&app, &token(&shop), Method::GET, "/wallet", None)
+    let balance: Value = send(&app, &token(&shop), Method::GET, "/wallet", None)
         .await
         .json()
         .await
