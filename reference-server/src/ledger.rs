@@ -57,7 +57,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound as _, TimeDelta, Utc};
 use edge_core::ledger::Fingerprint;
-use edge_core::ledger::rules::{check_amount, check_currency, check_funds, crossing};
+use edge_core::ledger::rules::{
+    check_amount, check_currency, check_funds, check_transfer, crossing,
+};
 use edge_core::{
     Account, Balance, BoxFuture, CaptureRequest, Currency, Entry, EntryId, Error, Hold, HoldId,
     HoldStatus, IdempotencyKey, Ledger, LedgerOutcome, Money, OrgId, Page, PageRequest,
@@ -1067,22 +1069,8 @@ impl SqlLedger {
             return Ok(outcome);
         }
 
+        check_transfer(org, request, wallet.currency)?;
         let own = Account::Wallet(org);
-        for account in [request.from, request.to] {
-            if account.wallet_org().is_some_and(|other| other != org) {
-                return Err(wallet_not_found());
-            }
-        }
-        if request.from != own && request.to != own {
-            return Err(Error::invalid(
-                "from",
-                "a transfer must debit or credit the organization's wallet",
-            ));
-        }
-        if request.from == request.to {
-            return Err(Error::invalid("to", "must differ from `from`"));
-        }
-        check_amount("amount", request.amount, wallet.currency)?;
 
         let before = wallet.balance()?;
         if request.from == own {

@@ -9,7 +9,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 
-use super::rules::{check_amount, check_currency, check_funds, crossing};
+use super::rules::{check_amount, check_currency, check_funds, check_transfer, crossing};
 use super::{
     Account, Balance, CaptureRequest, Entry, Fingerprint, Hold, HoldStatus, Ledger, LedgerOutcome,
     ReserveRequest, Transfer, TransferRequest,
@@ -162,22 +162,8 @@ impl InMemoryLedger {
             None => {}
         }
 
+        check_transfer(org, &request, wallet.currency)?;
         let own = Account::Wallet(org);
-        for account in [request.from, request.to] {
-            if account.wallet_org().is_some_and(|other| other != org) {
-                return Err(wallet_not_found());
-            }
-        }
-        if request.from != own && request.to != own {
-            return Err(Error::invalid(
-                "from",
-                "a transfer must debit or credit the organization's wallet",
-            ));
-        }
-        if request.from == request.to {
-            return Err(Error::invalid("to", "must differ from `from`"));
-        }
-        check_amount("amount", request.amount, wallet.currency)?;
 
         let before = state.balance(org, now)?;
         if request.from == own {

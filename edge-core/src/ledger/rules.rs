@@ -5,7 +5,8 @@
 use crate::error::{Error, Result};
 use crate::money::{Currency, Money};
 
-use super::{Balance, LedgerEvent};
+use super::{Account, Balance, LedgerEvent, TransferRequest};
+use crate::id::OrgId;
 
 /// Refuses an amount not in the wallet's currency.
 pub fn check_currency(field: &str, amount: Money, currency: Currency) -> Result<()> {
@@ -71,4 +72,26 @@ pub fn crossing(before: &Balance, after: &Balance) -> Vec<LedgerEvent> {
     } else {
         Vec::new()
     }
+}
+
+/// Checks a transfer for `org`: it must touch the organization's own wallet (another
+/// organization's wallet is `NotFound`), move between two different accounts, and carry a
+/// positive amount in the wallet's currency.
+pub fn check_transfer(org: OrgId, request: &TransferRequest, currency: Currency) -> Result<()> {
+    let own = Account::Wallet(org);
+    for account in [request.from, request.to] {
+        if account.wallet_org().is_some_and(|other| other != org) {
+            return Err(Error::not_found("wallet"));
+        }
+    }
+    if request.from != own && request.to != own {
+        return Err(Error::invalid(
+            "from",
+            "a transfer must debit or credit the organization's wallet",
+        ));
+    }
+    if request.from == request.to {
+        return Err(Error::invalid("to", "must differ from `from`"));
+    }
+    check_amount("amount", request.amount, currency)
 }

@@ -7,6 +7,10 @@
 //! of every foreign key to another tenant-owned table.
 
 use sea_orm_migration::prelude::*;
+use sea_orm_migration::schema::{
+    string_len as text, string_len_null as text_null, timestamp_with_time_zone as time,
+    timestamp_with_time_zone_null as time_null, uuid,
+};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -133,32 +137,6 @@ enum UsageCounters {
     Period,
     Count,
     UpdatedAt,
-}
-
-fn uuid(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col).uuid().not_null().to_owned()
-}
-
-fn time(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col)
-        .timestamp_with_time_zone()
-        .not_null()
-        .to_owned()
-}
-
-fn time_null(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col)
-        .timestamp_with_time_zone()
-        .null()
-        .to_owned()
-}
-
-fn text(col: impl IntoIden, len: u32) -> ColumnDef {
-    ColumnDef::new(col).string_len(len).not_null().to_owned()
-}
-
-fn text_null(col: impl IntoIden, len: u32) -> ColumnDef {
-    ColumnDef::new(col).string_len(len).null().to_owned()
 }
 
 /// `organization_id` referencing organizations, deleted with it.

@@ -20,6 +20,10 @@
 //! foreign key to `organizations` restricts deletion.
 
 use sea_orm_migration::prelude::*;
+use sea_orm_migration::schema::{
+    big_integer as minor, big_integer_null as minor_null, json, string_len as text,
+    timestamp_with_time_zone as time, timestamp_with_time_zone_null as time_null, uuid, uuid_null,
+};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -100,46 +104,8 @@ enum LedgerIdempotency {
     CreatedAt,
 }
 
-fn uuid(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col).uuid().not_null().to_owned()
-}
-
-fn uuid_null(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col).uuid().null().to_owned()
-}
-
-fn minor(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col).big_integer().not_null().to_owned()
-}
-
-fn minor_null(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col).big_integer().null().to_owned()
-}
-
 fn currency(col: impl IntoIden) -> ColumnDef {
     ColumnDef::new(col).string_len(3).not_null().to_owned()
-}
-
-fn text(col: impl IntoIden, len: u32) -> ColumnDef {
-    ColumnDef::new(col).string_len(len).not_null().to_owned()
-}
-
-fn time(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col)
-        .timestamp_with_time_zone()
-        .not_null()
-        .to_owned()
-}
-
-fn time_null(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col)
-        .timestamp_with_time_zone()
-        .null()
-        .to_owned()
-}
-
-fn json(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col).json().not_null().to_owned()
 }
 
 /// `(organization_id)` referencing the organization's wallet.
