@@ -41,6 +41,27 @@ pub async fn signup(app: &TestApp, organization: &str, email: &str) -> Value {
     response.json().await.unwrap()
 }
 
+/// Creates the platform operator `ops@edge.example` and logs in; returns the login body.
+pub async fn operator(app: &TestApp) -> Value {
+    edge_server::identity::operator::create_operator(
+        app.db(),
+        chrono::Utc::now(),
+        "ops@edge.example",
+        "Ops",
+        secrecy::SecretString::from(PASSWORD),
+    )
+    .await
+    .unwrap();
+    login(
+        app,
+        json!({"email": "ops@edge.example", "password": PASSWORD}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap()
+}
+
 pub async fn login(app: &TestApp, body: Value) -> reqwest::Response {
     app.client
         .post(app.url("/api/v1/auth/login"))

@@ -11,7 +11,7 @@ use edge_server::entities::{api_keys, invitations, memberships, organizations, s
 use edge_server::http::{Access, catalog};
 use edge_tenancy::{Permission, Role};
 
-use crate::auth::{PASSWORD, login, signup, token};
+use crate::auth::{PASSWORD, login, operator, signup, token};
 use crate::helpers::{TestApp, on_both_backends};
 
 on_both_backends!(
@@ -614,23 +614,7 @@ async fn members_are_invited_promoted_and_deactivated(app: TestApp) {
 }
 
 async fn operators_create_and_suspend_organizations(app: TestApp) {
-    edge_server::identity::operator::create_operator(
-        app.db(),
-        chrono::Utc::now(),
-        "ops@edge.example",
-        "Ops",
-        secrecy::SecretString::from(PASSWORD),
-    )
-    .await
-    .unwrap();
-    let ops: Value = login(
-        &app,
-        json!({"email": "ops@edge.example", "password": PASSWORD}),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let ops = operator(&app).await;
     assert_eq!(ops["role"], "super_admin");
     let ops_token = token(&ops);
 

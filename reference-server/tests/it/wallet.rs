@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::auth::{PASSWORD, login, signup, token};
+use crate::auth::{operator, signup, token};
 use crate::helpers::{TestApp, on_both_backends};
 use crate::tenancy::send;
 
@@ -22,25 +22,7 @@ fn adjustment(amount: &str, direction: &str, key: &str) -> Value {
 }
 
 async fn operators_adjust_wallets_idempotently_and_members_see_them(app: TestApp) {
-    edge_server::identity::operator::create_operator(
-        app.db(),
-        chrono::Utc::now(),
-        "ops@edge.example",
-        "Ops",
-        secrecy::SecretString::from(PASSWORD),
-    )
-    .await
-    .unwrap();
-    let ops = token(
-        &login(
-            &app,
-            json!({"email": "ops@edge.example", "password": PASSWORD}),
-        )
-        .await
-        .json::<Value>()
-        .await
-        .unwrap(),
-    );
+    let ops = token(&operator(&app).await);
     let shop = signup(&app, "Duka", "admin@duka.example").await;
     let admin = token(&shop);
     let org = shop["organization"]["id"].as_str().unwrap().to_owned();
@@ -280,25 +262,7 @@ async fn operators_adjust_wallets_idempotently_and_members_see_them(app: TestApp
 /// Many adjustments at once on one wallet: the ledger batches them; every one applies
 /// exactly once, including on PostgreSQL where the server runs behind row-level security.
 async fn concurrent_adjustments_on_one_wallet_all_apply_once(app: TestApp) {
-    edge_server::identity::operator::create_operator(
-        app.db(),
-        chrono::Utc::now(),
-        "ops@edge.example",
-        "Ops",
-        secrecy::SecretString::from(PASSWORD),
-    )
-    .await
-    .unwrap();
-    let ops = token(
-        &login(
-            &app,
-            json!({"email": "ops@edge.example", "password": PASSWORD}),
-        )
-        .await
-        .json::<Value>()
-        .await
-        .unwrap(),
-    );
+    let ops = token(&operator(&app).await);
     let shop = signup(&app, "Duka", "admin@duka.example").await;
     let org = shop["organization"]["id"].as_str().unwrap().to_owned();
     let path = format!("/admin/organizations/{org}/wallet/adjustments");
