@@ -17,6 +17,7 @@
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod crm;
 pub mod db;
 pub mod entities;
 pub mod http;

@@ -1,8 +1,11 @@
 //! An organization's own vocabulary: pipeline milestones, happiness-rating choices, lead
-//! sources, services and industries. Later features (CRM records, imports) validate their
-//! values against these lists.
+//! sources, services and industries, its custom fields, and who sees which CRM records.
+//! CRM records and imports validate their values against these lists.
 
 use edge_core::{Error, FieldError};
+
+use crate::crm::custom_fields::{self, CustomField};
+use crate::crm::visibility::RecordVisibility;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -25,6 +28,13 @@ pub struct OrganizationSettings {
     pub services: Vec<String>,
     /// Industries its customers are in.
     pub industries: Vec<String>,
+    /// Typed fields of its own on prospects, relationships and deals.
+    #[serde(default)]
+    pub custom_fields: Vec<CustomField>,
+    /// Whether members see every CRM record or only their own (see
+    /// [`crate::crm::visibility`]).
+    #[serde(default)]
+    pub record_visibility: RecordVisibility,
 }
 
 impl Default for OrganizationSettings {
@@ -58,11 +68,22 @@ impl Default for OrganizationSettings {
                 "Logistics",
                 "Services",
             ]),
+            custom_fields: Vec::new(),
+            record_visibility: RecordVisibility::Everyone,
         }
     }
 }
 
 impl OrganizationSettings {
+    /// The entry of `list` equal to `value` ignoring case and surrounding spaces, as
+    /// the organization spells it; `None` when the list has no such entry.
+    pub fn find<'a>(list: &'a [String], value: &str) -> Option<&'a str> {
+        let value = value.trim();
+        list.iter()
+            .find(|entry| entry.eq_ignore_ascii_case(value) || entry.to_lowercase() == value.to_lowercase())
+            .map(String::as_str)
+    }
+
     /// Trims every entry and checks the lists: at most [`MAX_ENTRIES`] entries of 1 to
     /// [`MAX_ENTRY_LEN`] characters, no duplicates (ignoring case), and at least one
     /// milestone and one happiness rating.
@@ -103,6 +124,7 @@ impl OrganizationSettings {
                 }
             }
         }
+        problems.extend(custom_fields::check_definitions(&mut self.custom_fields));
         if problems.is_empty() {
             Ok(self)
         } else {
@@ -126,6 +148,14 @@ impl OrganizationSettings {
                 lead_sources: field("lead_sources", defaults.lead_sources),
                 services: field("services", defaults.services),
                 industries: field("industries", defaults.industries),
+                custom_fields: value
+                    .get("custom_fields")
+                    .and_then(|v| serde_json::from_value(v.clone()).ok())
+                    .unwrap_or_default(),
+                record_visibility: value
+                    .get("record_visibility")
+                    .and_then(|v| serde_json::from_value(v.clone()).ok())
+                    .unwrap_or_default(),
             }
         })
     }

@@ -37,29 +37,43 @@ async fn tenant_tables(manager: &SchemaManager<'_>) -> Result<Vec<String>, DbErr
         .collect()
 }
 
+/// Enables row-level security with the tenant policy on `tables` (PostgreSQL only; does
+/// nothing on SQLite). Later migrations call this for the tenant tables they create.
+pub(super) async fn protect<T: AsRef<str>>(
+    manager: &SchemaManager<'_>,
+    tables: &[T],
+) -> Result<(), DbErr> {
+    if manager.get_database_backend() != DatabaseBackend::Postgres {
+        return Ok(());
+    }
+    let db = manager.get_connection();
+    for table in tables {
+        let table = table.as_ref();
+        db.execute_unprepared(&format!(
+            "ALTER TABLE \"{table}\" ENABLE ROW LEVEL SECURITY;
+             CREATE POLICY {POLICY} ON \"{table}\"
+               USING (
+                 organization_id::text = current_setting('edge.organization_id', true)
+                 OR current_setting('edge.cross_tenant', true) = 'on'
+               )
+               WITH CHECK (
+                 organization_id::text = current_setting('edge.organization_id', true)
+                 OR current_setting('edge.cross_tenant', true) = 'on'
+               );"
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         if manager.get_database_backend() != DatabaseBackend::Postgres {
             return Ok(());
         }
-        let db = manager.get_connection();
-        for table in tenant_tables(manager).await? {
-            db.execute_unprepared(&format!(
-                "ALTER TABLE \"{table}\" ENABLE ROW LEVEL SECURITY;
-                 CREATE POLICY {POLICY} ON \"{table}\"
-                   USING (
-                     organization_id::text = current_setting('edge.organization_id', true)
-                     OR current_setting('edge.cross_tenant', true) = 'on'
-                   )
-                   WITH CHECK (
-                     organization_id::text = current_setting('edge.organization_id', true)
-                     OR current_setting('edge.cross_tenant', true) = 'on'
-                   );"
-            ))
-            .await?;
-        }
-        Ok(())
+        let tables = tenant_tables(manager).await?;
+        protect(manager, &tables).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

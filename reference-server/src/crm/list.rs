@@ -1,0 +1,1 @@
+//! The query language every CRM list shares: filters, search, sort and keyset pagination.
