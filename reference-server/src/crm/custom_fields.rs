@@ -172,7 +172,7 @@ pub fn apply(
     }
     if creating {
         for field in fields.iter().filter(|f| f.required) {
-            if !out.contains_key(&field.key) {
+            if !out.contains_key(&field.key) && !input.contains_key(&field.key) {
                 problems.push(FieldError::new(
                     format!("custom_fields.{}", field.key),
                     "is required",
