@@ -235,10 +235,10 @@ async fn apply(
     if let Some(value) = input.estimated_value {
         row.estimated_value_minor = value.map(|v| checks.money("estimated_value", v, cx.currency));
     }
-    if let Some(list) = input.tags {
-        if let Some(list) = checks.absorb(tags::normalize(list)) {
-            row.tags = json!(list);
-        }
+    if let Some(list) = input.tags
+        && let Some(list) = checks.absorb(tags::normalize(list))
+    {
+        row.tags = json!(list);
     }
     let custom_input = input.custom_fields.unwrap_or_default();
     if creating || !custom_input.is_empty() {
