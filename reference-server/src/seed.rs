@@ -473,11 +473,11 @@ mod tests {
             largest: Some(200_000),
             ..SeedPlan::default()
         };
-        let shares = shares(&plan);
-        assert_eq!(shares.len(), 100);
-        assert_eq!(shares[0], 200_000);
-        assert_eq!(shares.iter().sum::<u64>(), 1_000_000);
-        assert!(shares[1..].iter().all(|s| (8080..=8081).contains(s)));
+        let split = shares(&plan);
+        assert_eq!(split.len(), 100);
+        assert_eq!(split[0], 200_000);
+        assert_eq!(split.iter().sum::<u64>(), 1_000_000);
+        assert!(split[1..].iter().all(|s| (8080..=8081).contains(s)));
         let even = shares(&SeedPlan {
             orgs: 3,
             prospects: 10,
