@@ -8,5 +8,7 @@
 //! [`visibility`] setting.
 
 pub mod custom_fields;
+pub mod deals;
 pub mod list;
+pub mod pipelines;
 pub mod visibility;
