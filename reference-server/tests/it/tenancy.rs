@@ -53,7 +53,7 @@ pub async fn send(
     request.send().await.unwrap()
 }
 
-async fn invite_and_accept(app: &TestApp, admin: &str, email: &str, role: &str) -> Value {
+pub async fn invite_and_accept(app: &TestApp, admin: &str, email: &str, role: &str) -> Value {
     let invited = send(
         app,
         admin,
