@@ -34,12 +34,14 @@ use serde_json::{Map, Value, json};
 
 use super::custom_fields::{self, RecordKind};
 use super::pipelines::{
-    StageView, active_stages, begin_write, db_err, default_pipeline, find_pipeline,
-    find_stage, lock_pipeline, stages_by_id,
+    StageView, active_stages, begin_write, db_err, default_pipeline, find_pipeline, find_stage,
+    lock_pipeline, stages_by_id,
 };
 use super::visibility::Scope;
 use crate::audit::{self, Actor, ClientInfo};
-use crate::entities::{deal_stage_moves, deals, memberships, pipeline_stages, pipelines as pipeline_rows};
+use crate::entities::{
+    deal_stage_moves, deals, memberships, pipeline_stages, pipelines as pipeline_rows,
+};
 use crate::organization_settings::OrganizationSettings;
 
 /// The space between the ranks of neighbouring cards when a column is (re)numbered or a
@@ -639,13 +641,11 @@ async fn neighbour<C: ConnectionTrait>(
     if next {
         select
             .filter(
-                Condition::any()
-                    .add(deals::Column::BoardRank.gt(rank))
-                    .add(
-                        Condition::all()
-                            .add(deals::Column::BoardRank.eq(rank))
-                            .add(deals::Column::Id.gt(id)),
-                    ),
+                Condition::any().add(deals::Column::BoardRank.gt(rank)).add(
+                    Condition::all()
+                        .add(deals::Column::BoardRank.eq(rank))
+                        .add(deals::Column::Id.gt(id)),
+                ),
             )
             .order_by_asc(deals::Column::BoardRank)
             .order_by_asc(deals::Column::Id)
@@ -655,13 +655,11 @@ async fn neighbour<C: ConnectionTrait>(
     } else {
         select
             .filter(
-                Condition::any()
-                    .add(deals::Column::BoardRank.lt(rank))
-                    .add(
-                        Condition::all()
-                            .add(deals::Column::BoardRank.eq(rank))
-                            .add(deals::Column::Id.lt(id)),
-                    ),
+                Condition::any().add(deals::Column::BoardRank.lt(rank)).add(
+                    Condition::all()
+                        .add(deals::Column::BoardRank.eq(rank))
+                        .add(deals::Column::Id.lt(id)),
+                ),
             )
             .order_by_desc(deals::Column::BoardRank)
             .order_by_desc(deals::Column::Id)
@@ -791,21 +789,23 @@ async fn placement(
         }
         renumber(txn, org, stage, Some(moving)).await?;
     }
-    Err(Error::internal("no board rank is free even after renumbering the column"))
+    Err(Error::internal(
+        "no board rank is free even after renumbering the column",
+    ))
 }
 
 /// The rank after the last card of a column, renumbering it first if the ranks ran out.
-async fn end_rank(
-    txn: &DatabaseTransaction,
-    org: OrgId,
-    stage: uuid::Uuid,
-) -> Result<i64, Error> {
-    let last = last_card(txn, org, stage, None).await?.map(|c| c.board_rank);
+async fn end_rank(txn: &DatabaseTransaction, org: OrgId, stage: uuid::Uuid) -> Result<i64, Error> {
+    let last = last_card(txn, org, stage, None)
+        .await?
+        .map(|c| c.board_rank);
     if let Some(rank) = rank_between(last, None) {
         return Ok(rank);
     }
     renumber(txn, org, stage, None).await?;
-    let last = last_card(txn, org, stage, None).await?.map(|c| c.board_rank);
+    let last = last_card(txn, org, stage, None)
+        .await?
+        .map(|c| c.board_rank);
     rank_between(last, None)
         .ok_or_else(|| Error::Conflict("this stage has too many deals to add one".into()))
 }
@@ -890,9 +890,9 @@ pub async fn create(
 
     let txn = begin_write(db).await?;
     let pipeline = match input.pipeline_id {
-        Some(id) => lock_pipeline(&txn, org, id)
-            .await?
-            .ok_or_else(|| Error::invalid("pipeline_id", "is not a pipeline of this organization"))?,
+        Some(id) => lock_pipeline(&txn, org, id).await?.ok_or_else(|| {
+            Error::invalid("pipeline_id", "is not a pipeline of this organization")
+        })?,
         None => {
             let default = default_pipeline(&txn, org).await?.ok_or_else(|| {
                 Error::Conflict(
@@ -916,10 +916,7 @@ pub async fn create(
             if stage.pipeline_id != pipeline.id {
                 return Err(Error::invalid(
                     "stage_id",
-                    format!(
-                        "is a stage of another pipeline, not of {:?}",
-                        pipeline.name
-                    ),
+                    format!("is a stage of another pipeline, not of {:?}", pipeline.name),
                 ));
             }
             if stage.archived_at.is_some() {
@@ -1006,7 +1003,10 @@ pub async fn update(
     let txn = begin_write(db).await?;
     let current = find_visible(&txn, &caller, id, true).await?;
     let mut problems = Vec::new();
-    let title = patch.title.as_deref().map(|t| check_title(t, &mut problems));
+    let title = patch
+        .title
+        .as_deref()
+        .map(|t| check_title(t, &mut problems));
     let value = patch
         .value
         .as_ref()
@@ -1175,17 +1175,20 @@ pub async fn move_deal(
 ) -> Result<DealView, Error> {
     ctx.require(Permission::CrmWrite)?;
     let now = now_micros(now);
-    let mut problems = Vec::new();
-    for (field, other) in [("before_id", input.before_id), ("after_id", input.after_id)] {
-        if other == Some(id) {
-            problems.push(FieldError::new(field, "must be another deal than the one moved"));
-        }
-    }
-    validation(problems)?;
     let caller = caller(db, ctx).await?;
     let org = caller.org;
     let txn = begin_write(db).await?;
     let seen = find_visible(&txn, &caller, id, false).await?;
+    let mut problems = Vec::new();
+    for (field, other) in [("before_id", input.before_id), ("after_id", input.after_id)] {
+        if other == Some(id) {
+            problems.push(FieldError::new(
+                field,
+                "must be another deal than the one moved",
+            ));
+        }
+    }
+    validation(problems)?;
     let target = find_stage(&txn, org, input.stage_id)
         .await?
         .ok_or_else(|| Error::invalid("stage_id", "is not a stage of this organization"))?;
@@ -1198,7 +1201,10 @@ pub async fn move_deal(
         .iter()
         .any(|p| p.id == target.pipeline_id && p.archived_at.is_some())
     {
-        return Err(Error::invalid("stage_id", "belongs to an archived pipeline"));
+        return Err(Error::invalid(
+            "stage_id",
+            "belongs to an archived pipeline",
+        ));
     }
     if current.status != "open" {
         return Err(closed_conflict(&current.status, "move it"));
@@ -1230,7 +1236,16 @@ pub async fn move_deal(
         .map_err(db_err)?;
     let from = find_stage(&txn, org, current.stage_id).await?;
     if stage_changed {
-        record_move(&txn, org, id, Some(current.stage_id), target.id, caller.user, now).await?;
+        record_move(
+            &txn,
+            org,
+            id,
+            Some(current.stage_id),
+            target.id,
+            caller.user,
+            now,
+        )
+        .await?;
     }
     audit::Entry::new(org, Actor::of(ctx), "deal.move")
         .target("deal", id)
@@ -1269,13 +1284,13 @@ pub async fn close(
 ) -> Result<DealView, Error> {
     ctx.require(Permission::CrmWrite)?;
     let now = now_micros(now);
-    let mut problems = Vec::new();
-    let reason = check_reason(input.reason.as_deref(), !won, &mut problems);
-    validation(problems)?;
     let caller = caller(db, ctx).await?;
     let org = caller.org;
     let txn = begin_write(db).await?;
     let current = find_visible(&txn, &caller, id, true).await?;
+    let mut problems = Vec::new();
+    let reason = check_reason(input.reason.as_deref(), !won, &mut problems);
+    validation(problems)?;
     if current.status != "open" {
         return Err(Error::Conflict(format!(
             "the deal is already {}; reopen it first",
@@ -1359,7 +1374,10 @@ pub async fn reopen(
     }
     deals::Entity::update_many()
         .col_expr(deals::Column::Status, Expr::value("open"))
-        .col_expr(deals::Column::CloseReason, Expr::value(Option::<String>::None))
+        .col_expr(
+            deals::Column::CloseReason,
+            Expr::value(Option::<String>::None),
+        )
         .col_expr(
             deals::Column::ClosedAt,
             Expr::value(Option::<DateTime<Utc>>::None),
@@ -1530,7 +1548,11 @@ mod tests {
         };
         assert!(check_value(&input, Currency::Kes, &mut problems).is_none());
         assert_eq!(problems[0].field, "value.currency");
-        assert!(problems[0].message.contains("KES"), "{}", problems[0].message);
+        assert!(
+            problems[0].message.contains("KES"),
+            "{}",
+            problems[0].message
+        );
         let mut problems = Vec::new();
         let input = MoneyInput {
             amount: "1500.5".into(),

@@ -414,7 +414,10 @@ async fn views<C: ConnectionTrait>(
         .map_err(db_err)?;
     let mut by_pipeline: HashMap<uuid::Uuid, Vec<pipeline_stages::Model>> = HashMap::new();
     for stage in stages {
-        by_pipeline.entry(stage.pipeline_id).or_default().push(stage);
+        by_pipeline
+            .entry(stage.pipeline_id)
+            .or_default()
+            .push(stage);
     }
     Ok(rows
         .into_iter()
@@ -954,10 +957,7 @@ pub async fn reorder_stages(
                 "is not an active stage of this pipeline",
             ));
         } else if !seen.insert(*id) {
-            problems.push(FieldError::new(
-                format!("stage_ids[{i}]"),
-                "appears twice",
-            ));
+            problems.push(FieldError::new(format!("stage_ids[{i}]"), "appears twice"));
         }
     }
     let missing = active.difference(&seen).count();

@@ -92,7 +92,16 @@ pub async fn lost(
 ) -> Result<Json<DealView>, ApiError> {
     let input = input.map(|Json(input)| input).unwrap_or_default();
     Ok(Json(
-        deals::close(&state.db, &ctx, &client, state.clock.now(), id, false, input).await?,
+        deals::close(
+            &state.db,
+            &ctx,
+            &client,
+            state.clock.now(),
+            id,
+            false,
+            input,
+        )
+        .await?,
     ))
 }
 

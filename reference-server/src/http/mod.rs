@@ -306,8 +306,18 @@ pub fn catalog() -> Vec<ApiRoute> {
             P(Perm::CrmRead),
             get(pipelines::board),
         ),
-        ApiRoute::new(Method::POST, "/deals", P(Perm::CrmWrite), post(deals::create)),
-        ApiRoute::new(Method::GET, "/deals/{id}", P(Perm::CrmRead), get(deals::get)),
+        ApiRoute::new(
+            Method::POST,
+            "/deals",
+            P(Perm::CrmWrite),
+            post(deals::create),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/deals/{id}",
+            P(Perm::CrmRead),
+            get(deals::get),
+        ),
         ApiRoute::new(
             Method::PATCH,
             "/deals/{id}",

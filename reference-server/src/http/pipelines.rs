@@ -13,8 +13,7 @@ use super::extract::{Json, Path, Query};
 use crate::AppState;
 use crate::crm::deals::{self, BoardQuery, BoardView};
 use crate::crm::pipelines::{
-    self, ArchiveStage, NewPipeline, NewStage, PipelinePatch, PipelineView, StageOrder,
-    StagePatch,
+    self, ArchiveStage, NewPipeline, NewStage, PipelinePatch, PipelineView, StageOrder, StagePatch,
 };
 
 /// `GET /pipelines` options.
@@ -102,8 +101,16 @@ pub async fn update_stage(
     Json(patch): Json<StagePatch>,
 ) -> Result<Json<PipelineView>, ApiError> {
     Ok(Json(
-        pipelines::update_stage(&state.db, &ctx, &client, state.clock.now(), id, stage, patch)
-            .await?,
+        pipelines::update_stage(
+            &state.db,
+            &ctx,
+            &client,
+            state.clock.now(),
+            id,
+            stage,
+            patch,
+        )
+        .await?,
     ))
 }
 
@@ -131,8 +138,16 @@ pub async fn archive_stage(
 ) -> Result<Json<PipelineView>, ApiError> {
     let input = input.map(|Json(input)| input).unwrap_or_default();
     Ok(Json(
-        pipelines::archive_stage(&state.db, &ctx, &client, state.clock.now(), id, stage, input)
-            .await?,
+        pipelines::archive_stage(
+            &state.db,
+            &ctx,
+            &client,
+            state.clock.now(),
+            id,
+            stage,
+            input,
+        )
+        .await?,
     ))
 }
 

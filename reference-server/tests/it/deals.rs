@@ -20,6 +20,7 @@ on_both_backends!(
     concurrent_placements_get_distinct_ranks,
     record_visibility_own_limits_users_to_their_deals,
     another_organizations_deals_and_pipelines_answer_404,
+    the_schema_refuses_inconsistent_rows,
 );
 
 /// Calls the API and reads the JSON body (`null` for an empty one).
@@ -344,7 +345,8 @@ async fn deals_live_through_their_whole_lifecycle(app: TestApp) {
     assert_eq!(card_titles(column(&view, "Proposal")), ["Irrigation kit"]);
 
     // Lost needs a reason.
-    let (status, refused) = call(&app, &t, Method::POST, &format!("/deals/{b_id}/lost"), None).await;
+    let (status, refused) =
+        call(&app, &t, Method::POST, &format!("/deals/{b_id}/lost"), None).await;
     assert_eq!(status, 422);
     assert_eq!(fields(&refused)[0].0, "reason");
     let (status, lost) = call(
@@ -360,14 +362,27 @@ async fn deals_live_through_their_whole_lifecycle(app: TestApp) {
     assert_eq!(lost["close_reason"], "Went with a competitor");
 
     // Reopened: open again, back on the board, in the same stage.
-    let (status, reopened) =
-        call(&app, &t, Method::POST, &format!("/deals/{b_id}/reopen"), None).await;
+    let (status, reopened) = call(
+        &app,
+        &t,
+        Method::POST,
+        &format!("/deals/{b_id}/reopen"),
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "{reopened}");
     assert_eq!(reopened["status"], "open");
     assert!(reopened["closed_at"].is_null());
     assert!(reopened["close_reason"].is_null());
     assert_eq!(reopened["stage"]["name"], "Qualification");
-    let (status, _) = call(&app, &t, Method::POST, &format!("/deals/{b_id}/reopen"), None).await;
+    let (status, _) = call(
+        &app,
+        &t,
+        Method::POST,
+        &format!("/deals/{b_id}/reopen"),
+        None,
+    )
+    .await;
     assert_eq!(status, 409);
 
     // Deleted: 404 everywhere, off the board; its rows stay.
@@ -530,7 +545,14 @@ async fn deal_input_is_refused_with_clear_messages(app: TestApp) {
         {"key": "region", "label": "Region", "kind": "choice",
          "choices": ["Nairobi", "Mombasa"], "applies_to": ["deal"]}
     ]);
-    let (status, _) = call(&app, &t, Method::PUT, "/organization/settings", Some(settings)).await;
+    let (status, _) = call(
+        &app,
+        &t,
+        Method::PUT,
+        "/organization/settings",
+        Some(settings),
+    )
+    .await;
     assert_eq!(status, 200);
     let (status, body) = call(
         &app,
@@ -640,7 +662,14 @@ async fn pipelines_are_created_renamed_made_default_and_archived(app: TestApp) {
     let partners_id = id(&partners);
     assert_eq!(partners["stages"][0]["probability"], 5);
     assert!(partners["stages"][1]["probability"].is_null());
-    let (status, got) = call(&app, &t, Method::GET, &format!("/pipelines/{partners_id}"), None).await;
+    let (status, got) = call(
+        &app,
+        &t,
+        Method::GET,
+        &format!("/pipelines/{partners_id}"),
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(got["stages"].as_array().unwrap().len(), 3);
 
@@ -723,7 +752,12 @@ async fn pipelines_are_created_renamed_made_default_and_archived(app: TestApp) {
     )
     .await;
     assert_eq!(status, 409);
-    assert!(refused["error"]["message"].as_str().unwrap().contains("default"));
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("default")
+    );
     let (status, _) = call(
         &app,
         &t,
@@ -742,7 +776,12 @@ async fn pipelines_are_created_renamed_made_default_and_archived(app: TestApp) {
     )
     .await;
     assert_eq!(status, 409);
-    assert!(refused["error"]["message"].as_str().unwrap().contains("1 open deal"));
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 open deal")
+    );
     let (status, _) = call(
         &app,
         &t,
@@ -767,7 +806,14 @@ async fn pipelines_are_created_renamed_made_default_and_archived(app: TestApp) {
     // deal is still there.
     let (_, listed) = call(&app, &t, Method::GET, "/pipelines", None).await;
     assert_eq!(listed["items"].as_array().unwrap().len(), 1);
-    let (_, all) = call(&app, &t, Method::GET, "/pipelines?include_archived=true", None).await;
+    let (_, all) = call(
+        &app,
+        &t,
+        Method::GET,
+        "/pipelines?include_archived=true",
+        None,
+    )
+    .await;
     assert_eq!(all["items"].as_array().unwrap().len(), 2);
     let (status, refused) = call(
         &app,
@@ -788,7 +834,14 @@ async fn pipelines_are_created_renamed_made_default_and_archived(app: TestApp) {
     )
     .await;
     assert_eq!(status, 409);
-    let (status, kept) = call(&app, &t, Method::GET, &format!("/deals/{}", id(&deal)), None).await;
+    let (status, kept) = call(
+        &app,
+        &t,
+        Method::GET,
+        &format!("/deals/{}", id(&deal)),
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(kept["status"], "won");
     let (status, _) = call(
@@ -897,7 +950,10 @@ async fn stage_renames_reorders_and_archives_keep_every_deal_and_its_history(app
         .iter()
         .map(|s| s["name"].as_str().unwrap())
         .collect();
-    assert_eq!(order, ["Closing", "Negotiation", "Quote sent", "Qualification"]);
+    assert_eq!(
+        order,
+        ["Closing", "Negotiation", "Quote sent", "Qualification"]
+    );
     let view = board(&app, &t, &pipeline, "").await;
     let columns: Vec<&str> = view["columns"]
         .as_array()
@@ -954,7 +1010,12 @@ async fn stage_renames_reorders_and_archives_keep_every_deal_and_its_history(app
     let history = d3_view["history"].as_array().unwrap();
     let steps: Vec<(Value, Value)> = history
         .iter()
-        .map(|m| (m["from_stage"]["name"].clone(), m["to_stage"]["name"].clone()))
+        .map(|m| {
+            (
+                m["from_stage"]["name"].clone(),
+                m["to_stage"]["name"].clone(),
+            )
+        })
         .collect();
     assert_eq!(
         steps,
@@ -1067,9 +1128,23 @@ async fn the_board_counts_and_sums_open_deals_per_stage(app: TestApp) {
         json!({"title": "P2", "value": kes("7000"), "stage_id": proposal}),
     )
     .await;
-    let (status, _) = call(&app, &t, Method::POST, &format!("/deals/{}/won", id(&p2)), None).await;
+    let (status, _) = call(
+        &app,
+        &t,
+        Method::POST,
+        &format!("/deals/{}/won", id(&p2)),
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
-    let (status, _) = call(&app, &t, Method::DELETE, &format!("/deals/{}", id(&p1)), None).await;
+    let (status, _) = call(
+        &app,
+        &t,
+        Method::DELETE,
+        &format!("/deals/{}", id(&p1)),
+        None,
+    )
+    .await;
     assert_eq!(status, 204);
 
     let view = board(&app, &t, &pipeline, "").await;
@@ -1097,7 +1172,10 @@ async fn the_board_counts_and_sums_open_deals_per_stage(app: TestApp) {
     assert_eq!(column(&mine, "Qualification")["count"], 3);
     assert_eq!(column(&mine, "Qualification")["value"]["amount"], "400.00");
     let theirs_board = board(&app, &t, &pipeline, &format!("?owner_id={member_id}")).await;
-    assert_eq!(card_titles(column(&theirs_board, "Qualification")), ["Theirs"]);
+    assert_eq!(
+        card_titles(column(&theirs_board, "Qualification")),
+        ["Theirs"]
+    );
     let (status, refused) = call(
         &app,
         &t,
@@ -1280,12 +1358,26 @@ async fn record_visibility_own_limits_users_to_their_deals(app: TestApp) {
     let (admins_id, users_id) = (id(&admins), id(&users));
 
     // Everyone sees everything by default.
-    let (status, _) = call(&app, &user_t, Method::GET, &format!("/deals/{admins_id}"), None).await;
+    let (status, _) = call(
+        &app,
+        &user_t,
+        Method::GET,
+        &format!("/deals/{admins_id}"),
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
 
     let (_, mut settings) = call(&app, &t, Method::GET, "/organization/settings", None).await;
     settings["record_visibility"] = json!("own");
-    let (status, _) = call(&app, &t, Method::PUT, "/organization/settings", Some(settings)).await;
+    let (status, _) = call(
+        &app,
+        &t,
+        Method::PUT,
+        "/organization/settings",
+        Some(settings),
+    )
+    .await;
     assert_eq!(status, 200);
 
     // A user: their own deals only; everything else is 404.
@@ -1317,7 +1409,14 @@ async fn record_visibility_own_limits_users_to_their_deals(app: TestApp) {
         assert_eq!(status, 404, "{path}: {body}");
         assert!(!body.to_string().contains("Admin's deal"));
     }
-    let (status, _) = call(&app, &user_t, Method::GET, &format!("/deals/{users_id}"), None).await;
+    let (status, _) = call(
+        &app,
+        &user_t,
+        Method::GET,
+        &format!("/deals/{users_id}"),
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
     let view = board(&app, &user_t, &pipeline, "").await;
     let qualification = column(&view, "Qualification");
@@ -1355,7 +1454,14 @@ async fn record_visibility_own_limits_users_to_their_deals(app: TestApp) {
 
     // A manager sees all of them.
     for deal in [&admins_id, &users_id] {
-        let (status, _) = call(&app, &manager_t, Method::GET, &format!("/deals/{deal}"), None).await;
+        let (status, _) = call(
+            &app,
+            &manager_t,
+            Method::GET,
+            &format!("/deals/{deal}"),
+            None,
+        )
+        .await;
         assert_eq!(status, 200);
     }
     let view = board(&app, &manager_t, &pipeline, "").await;
@@ -1372,7 +1478,14 @@ async fn record_visibility_own_limits_users_to_their_deals(app: TestApp) {
     .await;
     assert_eq!(status, 200, "{assigned}");
     assert_eq!(assigned["owner_id"], user_id.as_str());
-    let (status, _) = call(&app, &user_t, Method::GET, &format!("/deals/{admins_id}"), None).await;
+    let (status, _) = call(
+        &app,
+        &user_t,
+        Method::GET,
+        &format!("/deals/{admins_id}"),
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
 }
 
@@ -1410,13 +1523,21 @@ async fn another_organizations_deals_and_pipelines_answer_404(app: TestApp) {
         ),
         (Method::POST, format!("/deals/{alpha_deal}/reopen"), None),
         (Method::GET, format!("/pipelines/{alpha_pipeline}"), None),
-        (Method::GET, format!("/pipelines/{alpha_pipeline}/board"), None),
+        (
+            Method::GET,
+            format!("/pipelines/{alpha_pipeline}/board"),
+            None,
+        ),
         (
             Method::PATCH,
             format!("/pipelines/{alpha_pipeline}"),
             Some(json!({"name": "stolen"})),
         ),
-        (Method::POST, format!("/pipelines/{alpha_pipeline}/archive"), None),
+        (
+            Method::POST,
+            format!("/pipelines/{alpha_pipeline}/archive"),
+            None,
+        ),
         (
             Method::PATCH,
             format!("/pipelines/{alpha_pipeline}/stages/{alpha_stage}"),
@@ -1462,4 +1583,78 @@ async fn another_organizations_deals_and_pipelines_answer_404(app: TestApp) {
     let (_, kept) = call(&app, &a, Method::GET, &format!("/deals/{alpha_deal}"), None).await;
     assert_eq!(kept["title"], "Alpha secret");
     assert_eq!(kept["history"].as_array().unwrap().len(), 1);
+}
+
+async fn the_schema_refuses_inconsistent_rows(app: TestApp) {
+    use edge_server::entities::pipelines;
+    use sea_orm::sea_query::Expr;
+
+    let admin = signup(&app, "Schema", "admin@schema.example").await;
+    let t = token(&admin);
+    let org: uuid::Uuid = admin["organization"]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let sales = sales(&app, &t).await;
+    let (status, other) = call(
+        &app,
+        &t,
+        Method::POST,
+        "/pipelines",
+        Some(json!({"name": "Other", "stages": [{"name": "Only"}]})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let deal: uuid::Uuid = id(&create_deal(&app, &t, json!({"title": "Checked"})).await)
+        .parse()
+        .unwrap();
+    let db = app.db();
+    let set = |column: deals::Column, value: sea_orm::Value| {
+        deals::Entity::update_many()
+            .col_expr(column, Expr::value(value))
+            .filter(deals::Column::OrganizationId.eq(org))
+            .filter(deals::Column::Id.eq(deal))
+            .exec(db)
+    };
+
+    // A second active default pipeline.
+    let second_default = pipelines::Entity::update_many()
+        .col_expr(pipelines::Column::IsDefault, Expr::value(true))
+        .filter(pipelines::Column::Id.eq(id(&other).parse::<uuid::Uuid>().unwrap()))
+        .exec(db)
+        .await;
+    assert!(
+        second_default.is_err(),
+        "two default pipelines were accepted"
+    );
+    // A deal at a stage of another pipeline.
+    let foreign_stage: uuid::Uuid = stage_id(&other, "Only").parse().unwrap();
+    assert!(
+        set(deals::Column::StageId, foreign_stage.into())
+            .await
+            .is_err(),
+        "a deal at another pipeline's stage was accepted"
+    );
+    // A won deal without a close time, a negative value, an unknown status.
+    assert!(set(deals::Column::Status, "won".into()).await.is_err());
+    assert!(
+        set(deals::Column::ValueMinor, (-1_i64).into())
+            .await
+            .is_err()
+    );
+    assert!(set(deals::Column::Status, "paused".into()).await.is_err());
+    // An owner who is not a member of the organization.
+    assert!(
+        set(deals::Column::OwnerId, uuid::Uuid::now_v7().into())
+            .await
+            .is_err()
+    );
+    // The deal is as it was.
+    let (_, kept) = call(&app, &t, Method::GET, &format!("/deals/{deal}"), None).await;
+    assert_eq!(kept["status"], "open");
+    assert_eq!(
+        kept["stage"]["id"],
+        stage_id(&sales, "Qualification").as_str()
+    );
 }
