@@ -40,6 +40,8 @@ struct World {
     /// The default pipeline's stages, in order.
     stage_ids: Vec<String>,
     deal_id: String,
+    prospect_id: String,
+    relationship_id: String,
 }
 
 /// Calls `/api/v1{path}` with a bearer token and an optional JSON body.
@@ -131,7 +133,29 @@ async fn world(app: &TestApp, name: &str, domain: &str) -> World {
     .await;
     assert_eq!(deal.status(), 201);
     let deal: Value = deal.json().await.unwrap();
+    let prospect = send(
+        app,
+        &admin_token,
+        Method::POST,
+        "/prospects",
+        Some(json!({"name": format!("Lead of {name}"), "company": name, "phone": "0712345678", "tags": ["vip"]})),
+    )
+    .await;
+    assert_eq!(prospect.status(), 201);
+    let prospect: Value = prospect.json().await.unwrap();
+    let relationship = send(
+        app,
+        &admin_token,
+        Method::POST,
+        "/relationships",
+        Some(json!({"name": format!("Customer of {name}"), "phone": "0722000000"})),
+    )
+    .await;
+    assert_eq!(relationship.status(), 201);
+    let relationship: Value = relationship.json().await.unwrap();
     World {
+        prospect_id: prospect["id"].as_str().unwrap().to_owned(),
+        relationship_id: relationship["id"].as_str().unwrap().to_owned(),
         org: admin["organization"]["id"].as_str().unwrap().to_owned(),
         admin_token,
         admin_user: admin["user"]["id"].as_str().unwrap().to_owned(),
@@ -175,6 +199,10 @@ fn victim_path(path: &str, victim: &World) -> String {
             .replace("{stage_id}", &victim.stage_ids[0]);
     } else if path.starts_with("/deals/") {
         &victim.deal_id
+    } else if path.starts_with("/prospects/") {
+        &victim.prospect_id
+    } else if path.starts_with("/relationships/") {
+        &victim.relationship_id
     } else {
         assert!(
             !path.contains('{'),
@@ -254,6 +282,12 @@ fn sample_body(method: &Method, path: &str, victim: &World) -> Option<Value> {
             "reason": "harness",
             "idempotency_key": "harness-1",
         })),
+        ("POST", "/prospects") | ("POST", "/relationships") => {
+            Some(json!({"name": "Harness", "owner_id": victim.admin_user}))
+        }
+        ("PATCH", "/prospects/{id}") | ("PATCH", "/relationships/{id}") => {
+            Some(json!({"name": "Renamed by the harness"}))
+        }
         (_, _) if matches!(method.as_str(), "POST" | "PATCH" | "PUT") => Some(json!({})),
         _ => None,
     }
@@ -391,6 +425,8 @@ async fn every_route_keeps_tenants_apart(app: TestApp) {
         victim.stage_ids[0].clone(),
         victim.deal_id.clone(),
         "Alpha Traders secret deal".to_owned(),
+        victim.prospect_id.clone(),
+        victim.relationship_id.clone(),
         "alpha.example".to_owned(),
         "Alpha Traders".to_owned(),
     ];
@@ -473,6 +509,8 @@ async fn the_permission_matrix_holds_over_http(app: TestApp) {
             uuid::Uuid::now_v7().to_string(),
         ],
         deal_id: uuid::Uuid::now_v7().to_string(),
+        prospect_id: uuid::Uuid::now_v7().to_string(),
+        relationship_id: uuid::Uuid::now_v7().to_string(),
     };
     let mut rows = 0;
     for (role, role_token) in &roles {
