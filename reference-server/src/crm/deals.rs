@@ -33,16 +33,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::custom_fields::{self, RecordKind};
+use super::list::{ListQuery, ListSpec, SortKind, SortValue, Sortable};
 use super::pipelines::{
     StageView, active_stages, begin_write, db_err, default_pipeline, find_pipeline, find_stage,
     lock_pipeline, stages_by_id,
 };
 use super::visibility::Scope;
+use super::{CrmContext, fields, prospects, relationships, tags};
 use crate::audit::{self, Actor, ClientInfo};
 use crate::entities::{
     deal_stage_moves, deals, memberships, pipeline_stages, pipelines as pipeline_rows,
 };
-use crate::organization_settings::OrganizationSettings;
 
 /// The space between the ranks of neighbouring cards when a column is (re)numbered or a
 /// card is put at either end.
@@ -55,10 +56,8 @@ pub const MAX_CARDS: u32 = 200;
 pub const MAX_TITLE_LEN: usize = 200;
 /// The longest reason for winning or losing, in characters.
 pub const MAX_REASON_LEN: usize = 500;
-/// The most tags a deal may have.
-pub const MAX_TAGS: usize = 20;
-/// The longest tag, in characters.
-pub const MAX_TAG_LEN: usize = 64;
+/// The kind of record deals are in `record_tags`.
+const TAG_KIND: &str = "deal";
 
 /// An amount of money as clients send it: `{"amount": "1500.00", "currency": "KES"}`.
 #[derive(Debug, Clone, Deserialize)]
@@ -88,6 +87,12 @@ pub struct NewDeal {
     /// `crm_assign`.
     #[serde(default)]
     pub owner_id: Option<uuid::Uuid>,
+    /// The prospect (lead) it is with.
+    #[serde(default)]
+    pub prospect_id: Option<uuid::Uuid>,
+    /// The relationship (customer) it is with.
+    #[serde(default)]
+    pub relationship_id: Option<uuid::Uuid>,
     /// When it is expected to close, `YYYY-MM-DD`.
     #[serde(default)]
     pub expected_close_on: Option<String>,
@@ -113,6 +118,12 @@ pub struct DealPatch {
     /// A new owner (needs `crm_assign`), or `null` for none.
     #[serde(default, deserialize_with = "crate::patch::nullable")]
     pub owner_id: Option<Option<uuid::Uuid>>,
+    /// Another prospect, or `null` for none.
+    #[serde(default, deserialize_with = "crate::patch::nullable")]
+    pub prospect_id: Option<Option<uuid::Uuid>>,
+    /// Another relationship, or `null` for none.
+    #[serde(default, deserialize_with = "crate::patch::nullable")]
+    pub relationship_id: Option<Option<uuid::Uuid>>,
     /// A new expected close date, or `null`.
     #[serde(default, deserialize_with = "crate::patch::nullable")]
     pub expected_close_on: Option<Option<String>>,
@@ -208,6 +219,10 @@ pub struct DealView {
     pub expected_close_on: Option<NaiveDate>,
     /// Owner.
     pub owner_id: Option<uuid::Uuid>,
+    /// The prospect it is with.
+    pub prospect_id: Option<uuid::Uuid>,
+    /// The relationship it is with.
+    pub relationship_id: Option<uuid::Uuid>,
     /// Tags.
     pub tags: Vec<String>,
     /// Custom field values.
@@ -278,21 +293,14 @@ pub struct BoardView {
 struct Caller {
     org: OrgId,
     user: Option<uuid::Uuid>,
-    scope: Scope,
-    currency: Currency,
-    settings: OrganizationSettings,
+    cx: CrmContext,
 }
 
 async fn caller(db: &DatabaseConnection, ctx: &TenantContext) -> Result<Caller, Error> {
-    let organization = crate::identity::organization::get(db, ctx).await?;
-    let settings = OrganizationSettings::from_stored(&organization.settings);
-    let currency: Currency = organization.currency.parse().map_err(Error::internal)?;
     Ok(Caller {
         org: ctx.org(),
-        user: ctx.user().map(|u| u.as_uuid()),
-        scope: Scope::of(ctx, settings.record_visibility),
-        currency,
-        settings,
+        user: fields::caller(ctx),
+        cx: CrmContext::load(db, ctx).await?,
     })
 }
 
@@ -325,7 +333,7 @@ async fn find_visible<C: ConnectionTrait>(
     id: uuid::Uuid,
     lock: bool,
 ) -> Result<deals::Model, Error> {
-    let mut select = visible(caller.org, caller.scope).filter(deals::Column::Id.eq(id));
+    let mut select = visible(caller.org, caller.cx.scope).filter(deals::Column::Id.eq(id));
     if lock {
         select = select.lock_exclusive();
     }
@@ -414,28 +422,52 @@ fn check_reason(
     }
 }
 
-/// Trims tags, drops duplicates (ignoring case, keeping the first spelling) and checks
-/// their number and lengths.
-pub fn normalize_tags(tags: Vec<String>, problems: &mut Vec<FieldError>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for (i, tag) in tags.into_iter().enumerate() {
-        let tag = tag.trim().to_owned();
-        if tag.is_empty() || tag.chars().count() > MAX_TAG_LEN {
-            problems.push(FieldError::new(
-                format!("tags[{i}]"),
-                format!("must be 1 to {MAX_TAG_LEN} characters"),
-            ));
-        } else if !out.iter().any(|t| t.to_lowercase() == tag.to_lowercase()) {
-            out.push(tag);
+/// Tags as [`tags::normalize`] checks them, problems collected.
+fn check_tags(input: Vec<String>, problems: &mut Vec<FieldError>) -> Vec<String> {
+    match tags::normalize(input) {
+        Ok(tags) => tags,
+        Err(Error::Validation(mut fields)) => {
+            problems.append(&mut fields);
+            Vec::new()
+        }
+        Err(other) => {
+            problems.push(FieldError::new("tags", other.to_string()));
+            Vec::new()
         }
     }
-    if out.len() > MAX_TAGS {
-        problems.push(FieldError::new(
-            "tags",
-            format!("must have at most {MAX_TAGS} tags"),
-        ));
+}
+
+/// Checks that the prospect and relationship a deal is with exist in the organization
+/// and that the caller may see them (a record they may not see is unknown to them).
+async fn check_links<C: ConnectionTrait>(
+    conn: &C,
+    ctx: &TenantContext,
+    caller: &Caller,
+    prospect: Option<uuid::Uuid>,
+    relationship: Option<uuid::Uuid>,
+) -> Result<(), Error> {
+    let mut problems = Vec::new();
+    if let Some(id) = prospect {
+        match prospects::find(conn, ctx, &caller.cx, id).await {
+            Ok(_) => {}
+            Err(Error::NotFound { .. }) => problems.push(FieldError::new(
+                "prospect_id",
+                "is not a prospect of this organization",
+            )),
+            Err(other) => return Err(other),
+        }
     }
-    out
+    if let Some(id) = relationship {
+        match relationships::find(conn, ctx, &caller.cx, id).await {
+            Ok(_) => {}
+            Err(Error::NotFound { .. }) => problems.push(FieldError::new(
+                "relationship_id",
+                "is not a relationship of this organization",
+            )),
+            Err(other) => return Err(other),
+        }
+    }
+    validation(problems)
 }
 
 fn custom_values(
@@ -450,7 +482,7 @@ fn custom_values(
     }
     let empty = Map::new();
     match custom_fields::apply(
-        &caller.settings.custom_fields,
+        &caller.cx.settings.custom_fields,
         RecordKind::Deal,
         current,
         input.unwrap_or(&empty),
@@ -533,6 +565,8 @@ fn to_view(
         closed_at: row.closed_at,
         expected_close_on: row.expected_close_on,
         owner_id: row.owner_id,
+        prospect_id: row.prospect_id,
+        relationship_id: row.relationship_id,
         custom_fields: row.custom,
         created_by: row.created_by,
         created_at: row.created_at,
@@ -722,7 +756,7 @@ async fn anchor(
     id: uuid::Uuid,
     field: &str,
 ) -> Result<deals::Model, Error> {
-    visible(caller.org, caller.scope)
+    visible(caller.org, caller.cx.scope)
         .filter(deals::Column::Id.eq(id))
         .filter(deals::Column::StageId.eq(stage))
         .filter(deals::Column::Id.ne(moving))
@@ -857,14 +891,14 @@ pub async fn create(
     let mut problems = Vec::new();
     let title = check_title(&input.title, &mut problems);
     let value = match &input.value {
-        Some(value) => check_value(value, caller.currency, &mut problems),
-        None => Some(Money::zero(caller.currency)),
+        Some(value) => check_value(value, caller.cx.currency, &mut problems),
+        None => Some(Money::zero(caller.cx.currency)),
     };
     let expected_close_on = input
         .expected_close_on
         .as_deref()
         .and_then(|d| check_date(d, &mut problems));
-    let tags = normalize_tags(input.tags.unwrap_or_default(), &mut problems);
+    let tags = check_tags(input.tags.unwrap_or_default(), &mut problems);
     let custom = custom_values(
         &caller,
         &Map::new(),
@@ -889,6 +923,7 @@ pub async fn create(
     };
 
     let txn = begin_write(db).await?;
+    check_links(&txn, ctx, &caller, input.prospect_id, input.relationship_id).await?;
     let pipeline = match input.pipeline_id {
         Some(id) => lock_pipeline(&txn, org, id).await?.ok_or_else(|| {
             Error::invalid("pipeline_id", "is not a pipeline of this organization")
@@ -930,17 +965,18 @@ pub async fn create(
             .next()
             .ok_or_else(|| Error::Conflict("the pipeline has no active stage".into()))?,
     };
-    let value = value.unwrap_or(Money::zero(caller.currency));
+    let value = value.unwrap_or(Money::zero(caller.cx.currency));
     let row = deals::Model {
         organization_id: org.as_uuid(),
         id: uuid::Uuid::now_v7(),
         pipeline_id: pipeline.id,
         stage_id: stage.id,
+        search_text: title.to_lowercase(),
         title,
         value_minor: value.minor(),
         currency: value.currency().code().to_owned(),
-        prospect_id: None,
-        relationship_id: None,
+        prospect_id: input.prospect_id,
+        relationship_id: input.relationship_id,
         owner_id: owner,
         status: "open".into(),
         close_reason: None,
@@ -958,6 +994,7 @@ pub async fn create(
         .exec_without_returning(&txn)
         .await
         .map_err(db_err)?;
+    tags::replace(&txn, org.as_uuid(), TAG_KIND, row.id, &tags).await?;
     record_move(&txn, org, row.id, None, stage.id, caller.user, now).await?;
     audit::Entry::new(org, Actor::of(ctx), "deal.create")
         .target("deal", row.id)
@@ -967,6 +1004,8 @@ pub async fn create(
             "pipeline_id": pipeline.id,
             "stage": {"id": stage.id, "name": stage.name},
             "owner_id": owner,
+            "prospect_id": row.prospect_id,
+            "relationship_id": row.relationship_id,
         }))
         .record(&txn, client, now)
         .await?;
@@ -1010,12 +1049,12 @@ pub async fn update(
     let value = patch
         .value
         .as_ref()
-        .and_then(|v| check_value(v, caller.currency, &mut problems));
+        .and_then(|v| check_value(v, caller.cx.currency, &mut problems));
     let expected = patch
         .expected_close_on
         .as_ref()
         .map(|d| d.as_deref().and_then(|d| check_date(d, &mut problems)));
-    let tags = patch.tags.map(|t| normalize_tags(t, &mut problems));
+    let tags = patch.tags.map(|t| check_tags(t, &mut problems));
     let custom = custom_values(
         &caller,
         &object(&current.custom),
@@ -1030,6 +1069,7 @@ pub async fn update(
     if let Some(title) = title
         && title != current.title
     {
+        row.search_text = Set(title.to_lowercase());
         row.title = Set(title);
         changed.push("title");
     }
@@ -1050,6 +1090,26 @@ pub async fn update(
         row.owner_id = Set(owner);
         changed.push("owner_id");
     }
+    let prospect = patch.prospect_id.filter(|p| *p != current.prospect_id);
+    let relationship = patch
+        .relationship_id
+        .filter(|r| *r != current.relationship_id);
+    check_links(
+        &txn,
+        ctx,
+        &caller,
+        prospect.flatten(),
+        relationship.flatten(),
+    )
+    .await?;
+    if let Some(prospect) = prospect {
+        row.prospect_id = Set(prospect);
+        changed.push("prospect_id");
+    }
+    if let Some(relationship) = relationship {
+        row.relationship_id = Set(relationship);
+        changed.push("relationship_id");
+    }
     if let Some(expected) = expected
         && expected != current.expected_close_on
     {
@@ -1059,6 +1119,7 @@ pub async fn update(
     if let Some(tags) = tags
         && tags != tags_of(&current)
     {
+        tags::replace(&txn, org.as_uuid(), TAG_KIND, id, &tags).await?;
         row.tags = Set(json!(tags));
         changed.push("tags");
     }
@@ -1403,6 +1464,97 @@ pub async fn reopen(
     Ok(view)
 }
 
+/// The list: `GET /deals`. Besides the shared parameters (see [`super::list`]):
+/// `pipeline_id`, `stage_id`, `status` (`open`, `won`, `lost`), `prospect_id` and
+/// `relationship_id`; `q` searches titles.
+pub const LIST: ListSpec = ListSpec {
+    tag_kind: Some(TAG_KIND),
+    sorts: &[
+        Sortable {
+            name: "created_at",
+            kind: SortKind::Time,
+        },
+        Sortable {
+            name: "updated_at",
+            kind: SortKind::Time,
+        },
+        Sortable {
+            name: "value_minor",
+            kind: SortKind::Integer,
+        },
+    ],
+    default_sort: "-created_at",
+    owner_column: Some("owner_id"),
+    search_column: Some("search_text"),
+    custom_fields: Some(RecordKind::Deal),
+    filters: &[
+        "pipeline_id",
+        "stage_id",
+        "status",
+        "prospect_id",
+        "relationship_id",
+    ],
+};
+
+fn sort_value(row: &deals::Model, column: &str) -> SortValue {
+    match column {
+        "updated_at" => SortValue::Time(row.updated_at),
+        "value_minor" => SortValue::Integer(row.value_minor),
+        _ => SortValue::Time(row.created_at),
+    }
+}
+
+/// Lists the deals the caller may see: filters, search, sort and keyset pages.
+pub async fn list(
+    db: &DatabaseConnection,
+    ctx: &TenantContext,
+    pairs: Vec<(String, String)>,
+) -> Result<edge_core::Page<DealView>, Error> {
+    ctx.require(Permission::CrmRead)?;
+    let caller = caller(db, ctx).await?;
+    let org = caller.org;
+    let query = ListQuery::parse(
+        pairs,
+        LIST,
+        &caller.cx.settings,
+        caller.user,
+        caller.cx.country,
+    )?;
+    let mut select = visible(org, caller.cx.scope);
+    for (name, column) in [
+        ("pipeline_id", deals::Column::PipelineId),
+        ("stage_id", deals::Column::StageId),
+        ("prospect_id", deals::Column::ProspectId),
+        ("relationship_id", deals::Column::RelationshipId),
+    ] {
+        if let Some(id) = query.uuid(name)? {
+            select = select.filter(column.eq(id));
+        }
+    }
+    if let Some(status) = query.text("status") {
+        if !["open", "won", "lost"].contains(&status) {
+            return Err(Error::invalid("status", "must be open, won or lost"));
+        }
+        select = select.filter(deals::Column::Status.eq(status));
+    }
+    let rows = query
+        .finish(select, db.get_database_backend(), org.as_uuid())?
+        .all(db)
+        .await
+        .map_err(db_err)?;
+    let page = query.page(rows, sort_value, |row| row.id);
+    let stages = stages_by_id(db, org, page.items.iter().map(|row| row.stage_id).collect()).await?;
+    let items = page
+        .items
+        .into_iter()
+        .map(|row| to_view(row, &stages, None))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(edge_core::Page {
+        items,
+        next_cursor: page.next_cursor,
+    })
+}
+
 #[derive(Debug, FromQueryResult)]
 struct ColumnTotal {
     stage_id: uuid::Uuid,
@@ -1438,7 +1590,7 @@ pub async fn board(
         .ok_or(Error::not_found("pipeline"))?;
     let stages = active_stages(db, org, pipeline).await?;
     let open = || {
-        let mut select = visible(org, caller.scope).filter(deals::Column::Status.eq("open"));
+        let mut select = visible(org, caller.cx.scope).filter(deals::Column::Status.eq("open"));
         if let Some(owner) = owner {
             select = select.filter(deals::Column::OwnerId.eq(owner));
         }
@@ -1462,13 +1614,13 @@ pub async fn board(
     let mut columns = Vec::with_capacity(stages.len());
     for stage in &stages {
         let mut count: u64 = 0;
-        let mut value = Money::zero(caller.currency);
+        let mut value = Money::zero(caller.cx.currency);
         let mut others: Vec<Money> = Vec::new();
         for total in totals.iter().filter(|t| t.stage_id == stage.id) {
             count = count.saturating_add(u64::try_from(total.n).unwrap_or(0));
             let currency: Currency = total.currency.parse().map_err(Error::internal)?;
             let sum = Money::from_minor(total.total, currency);
-            if currency == caller.currency {
+            if currency == caller.cx.currency {
                 value = value.checked_add(sum).map_err(Error::from)?;
             } else {
                 others.push(sum);
@@ -1522,21 +1674,6 @@ mod tests {
         assert_eq!(rank_between(Some(i64::MAX - 1), None), None);
         assert_eq!(rank_between(None, Some(i64::MIN + 1)), None);
         assert_eq!(rank_between(Some(i64::MIN), Some(i64::MAX)), Some(-1));
-    }
-
-    #[test]
-    fn tags_are_trimmed_deduplicated_and_bounded() {
-        let mut problems = Vec::new();
-        let tags = normalize_tags(
-            vec![" vip ".into(), "VIP".into(), "q4".into(), "".into()],
-            &mut problems,
-        );
-        assert_eq!(tags, ["vip", "q4"]);
-        assert_eq!(problems.len(), 1);
-        assert_eq!(problems[0].field, "tags[3]");
-        let mut problems = Vec::new();
-        normalize_tags((0..21).map(|i| format!("t{i}")).collect(), &mut problems);
-        assert_eq!(problems[0].field, "tags");
     }
 
     #[test]

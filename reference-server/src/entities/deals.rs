@@ -42,6 +42,8 @@ pub struct Model {
     pub tags: Json,
     /// Its custom field values, a JSON object.
     pub custom: Json,
+    /// The lower-cased title, which `q=` searches.
+    pub search_text: String,
     /// The user who created it, if a user did.
     pub created_by: Option<Uuid>,
     /// Created.

@@ -3,11 +3,12 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use edge_core::Page;
 use edge_tenancy::TenantContext;
 
 use super::client::Client;
 use super::error::ApiError;
-use super::extract::{Json, Path};
+use super::extract::{Json, Path, Query};
 use crate::AppState;
 use crate::crm::deals::{self, CloseDeal, DealPatch, DealView, MoveDeal, NewDeal};
 
@@ -20,6 +21,16 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let view = deals::create(&state.db, &ctx, &client, state.clock.now(), input).await?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+/// `GET /deals`: filters, search, sort and keyset pages (see `crm::list` and
+/// `crm::deals::LIST`).
+pub async fn list(
+    State(state): State<AppState>,
+    ctx: TenantContext,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Json<Page<DealView>>, ApiError> {
+    Ok(Json(deals::list(&state.db, &ctx, pairs).await?))
 }
 
 /// `GET /deals/{id}`: the deal with its stage-move history.

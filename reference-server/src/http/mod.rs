@@ -374,6 +374,7 @@ pub fn catalog() -> Vec<ApiRoute> {
             P(Perm::CrmRead),
             get(pipelines::board),
         ),
+        ApiRoute::new(Method::GET, "/deals", P(Perm::CrmRead), get(deals::list)),
         ApiRoute::new(
             Method::POST,
             "/deals",

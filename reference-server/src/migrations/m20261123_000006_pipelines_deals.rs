@@ -10,10 +10,13 @@
 //!   `currency`), status (`open`, `won`, `lost`; `closed_at` is set exactly when the
 //!   status is not `open`), owner, tags, custom field values and `board_rank`, the order
 //!   of cards within a stage column (ranks have gaps so a card moves with one update).
-//!   A deal is deleted softly (`deleted_at`). A composite foreign key
-//!   `(organization_id, pipeline_id, stage_id)` makes a deal's stage always belong to its
-//!   pipeline; `(organization_id, owner_id)` references a membership, so the owner is
-//!   always a member of the organization.
+//!   `search_text` is the lower-cased title that `q=` searches. A deal is deleted softly
+//!   (`deleted_at`); its tags are also in `record_tags` (type `deal`) for the `tag=`
+//!   filter. A composite foreign key `(organization_id, pipeline_id, stage_id)` makes a
+//!   deal's stage always belong to its pipeline; `(organization_id, owner_id)` references
+//!   a membership, so the owner is always a member of the organization;
+//!   `(organization_id, prospect_id)` and `(organization_id, relationship_id)` reference
+//!   the prospect or relationship the deal is with.
 //! - `deal_stage_moves`: one row per stage change of a deal (the first placement has no
 //!   `from_stage_id`). Rows are only inserted.
 //!
@@ -36,6 +39,20 @@ pub struct Migration;
 #[derive(DeriveIden)]
 enum Organizations {
     Table,
+    Id,
+}
+
+#[derive(DeriveIden)]
+enum Prospects {
+    Table,
+    OrganizationId,
+    Id,
+}
+
+#[derive(DeriveIden)]
+enum Relationships {
+    Table,
+    OrganizationId,
     Id,
 }
 
@@ -93,6 +110,7 @@ enum Deals {
     BoardRank,
     Tags,
     Custom,
+    SearchText,
     CreatedBy,
     CreatedAt,
     UpdatedAt,
@@ -279,6 +297,7 @@ impl MigrationTrait for Migration {
                 .col(minor(Deals::BoardRank))
                 .col(json(Deals::Tags))
                 .col(json(Deals::Custom))
+                .col(text(Deals::SearchText, 200))
                 .col(uuid_null(Deals::CreatedBy))
                 .col(time(Deals::CreatedAt))
                 .col(time(Deals::UpdatedAt))
@@ -321,6 +340,30 @@ impl MigrationTrait for Migration {
                     Deals::Table,
                     &[
                         Deals::OrganizationId.into_iden(),
+                        Deals::ProspectId.into_iden(),
+                    ],
+                    Prospects::Table,
+                    &[
+                        Prospects::OrganizationId.into_iden(),
+                        Prospects::Id.into_iden(),
+                    ],
+                ))
+                .foreign_key(&mut fk(
+                    Deals::Table,
+                    &[
+                        Deals::OrganizationId.into_iden(),
+                        Deals::RelationshipId.into_iden(),
+                    ],
+                    Relationships::Table,
+                    &[
+                        Relationships::OrganizationId.into_iden(),
+                        Relationships::Id.into_iden(),
+                    ],
+                ))
+                .foreign_key(&mut fk(
+                    Deals::Table,
+                    &[
+                        Deals::OrganizationId.into_iden(),
                         Deals::OwnerId.into_iden(),
                     ],
                     Memberships::Table,
@@ -353,6 +396,47 @@ impl MigrationTrait for Migration {
                 Deals::OrganizationId.into_iden(),
                 Deals::CreatedAt.into_iden(),
                 Deals::Id.into_iden(),
+            ],
+        ))
+        .await?;
+        // The other list orders: recently changed, and biggest (or smallest) first.
+        m.create_index(index(
+            "deals_updated_idx",
+            Deals::Table,
+            vec![
+                Deals::OrganizationId.into_iden(),
+                Deals::UpdatedAt.into_iden(),
+                Deals::Id.into_iden(),
+            ],
+        ))
+        .await?;
+        m.create_index(index(
+            "deals_value_idx",
+            Deals::Table,
+            vec![
+                Deals::OrganizationId.into_iden(),
+                Deals::ValueMinor.into_iden(),
+                Deals::Id.into_iden(),
+            ],
+        ))
+        .await?;
+        // A prospect's or relationship's deals (their pages, the list filters); also what
+        // the foreign keys to them look up.
+        m.create_index(index(
+            "deals_prospect_idx",
+            Deals::Table,
+            vec![
+                Deals::OrganizationId.into_iden(),
+                Deals::ProspectId.into_iden(),
+            ],
+        ))
+        .await?;
+        m.create_index(index(
+            "deals_relationship_idx",
+            Deals::Table,
+            vec![
+                Deals::OrganizationId.into_iden(),
+                Deals::RelationshipId.into_iden(),
             ],
         ))
         .await?;
@@ -458,6 +542,18 @@ impl MigrationTrait for Migration {
             ],
         ))
         .await?;
+
+        // `q=` is a substring search: on PostgreSQL a trigram index answers it without
+        // reading every deal of the organization (`pg_trgm` comes with migration 000005).
+        if m.get_database_backend() == sea_orm_migration::sea_orm::DatabaseBackend::Postgres {
+            m.get_connection()
+                .execute_unprepared(
+                    "CREATE EXTENSION IF NOT EXISTS pg_trgm;
+                     CREATE INDEX deals_search_trgm_idx ON deals
+                       USING gin (search_text gin_trgm_ops);",
+                )
+                .await?;
+        }
 
         default_pipelines_for_existing_organizations(m).await?;
 

@@ -21,6 +21,8 @@ on_both_backends!(
     record_visibility_own_limits_users_to_their_deals,
     another_organizations_deals_and_pipelines_answer_404,
     the_schema_refuses_inconsistent_rows,
+    deals_are_listed_with_filters_search_sort_and_pages,
+    deals_are_linked_to_prospects_and_relationships,
 );
 
 /// Calls the API and reads the JSON body (`null` for an empty one).
@@ -1657,4 +1659,320 @@ async fn the_schema_refuses_inconsistent_rows(app: TestApp) {
         kept["stage"]["id"],
         stage_id(&sales, "Qualification").as_str()
     );
+}
+
+/// Every page of a list, following `next_cursor`.
+async fn all_pages(app: &TestApp, token: &str, query: &str) -> Vec<Value> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/deals?{query}&cursor={c}"),
+            None => format!("/deals?{query}"),
+        };
+        let (status, page) = call(app, token, Method::GET, &path, None).await;
+        assert_eq!(status, 200, "{path}: {page}");
+        items.extend(page["items"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return items,
+        }
+    }
+}
+
+fn titles(items: &[Value]) -> Vec<String> {
+    items
+        .iter()
+        .map(|d| d["title"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn list_titles(app: &TestApp, token: &str, query: &str) -> Vec<String> {
+    let (status, page) = call(app, token, Method::GET, &format!("/deals?{query}"), None).await;
+    assert_eq!(status, 200, "{query}: {page}");
+    titles(page["items"].as_array().unwrap())
+}
+
+async fn deals_are_listed_with_filters_search_sort_and_pages(app: TestApp) {
+    let admin = signup(&app, "Lists", "admin@lists.example").await;
+    let t = token(&admin);
+    let member = invite_and_accept(&app, &t, "seller@lists.example", "user").await;
+    let member_id = member["user"]["id"].as_str().unwrap().to_owned();
+    let (_, mut settings) = call(&app, &t, Method::GET, "/organization/settings", None).await;
+    settings["custom_fields"] = json!([
+        {"key": "region", "label": "Region", "kind": "choice",
+         "choices": ["Nairobi", "Mombasa"], "applies_to": ["deal"]}
+    ]);
+    let (status, _) = call(
+        &app,
+        &t,
+        Method::PUT,
+        "/organization/settings",
+        Some(settings),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let sales = sales(&app, &t).await;
+    let proposal = stage_id(&sales, "Proposal");
+
+    let specs = [
+        ("Maize seed", "300", json!(["VIP", "seed"]), "Nairobi"),
+        ("Fertiliser", "100", json!(["seed"]), "Mombasa"),
+        ("Irrigation kit", "500", json!([]), "Mombasa"),
+        ("Maize silo", "200", json!(["vip"]), "Nairobi"),
+        ("Tractor lease", "400", json!([]), "Nairobi"),
+    ];
+    let mut ids = Vec::new();
+    for (title, amount, tags, region) in specs {
+        let deal = create_deal(
+            &app,
+            &t,
+            json!({"title": title, "value": kes(amount), "tags": tags,
+                   "custom_fields": {"region": region}}),
+        )
+        .await;
+        ids.push(id(&deal));
+    }
+    create_deal(
+        &app,
+        &t,
+        json!({"title": "Their greenhouse", "value": kes("50"), "owner_id": member_id}),
+    )
+    .await;
+    move_deal(&app, &t, &ids[2], json!({"stage_id": proposal})).await;
+    let (status, _) = call(
+        &app,
+        &t,
+        Method::POST,
+        &format!("/deals/{}/won", ids[4]),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = call(
+        &app,
+        &t,
+        Method::DELETE,
+        &format!("/deals/{}", ids[1]),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+
+    // Newest first by default; deleted deals are not listed; pages neither skip nor repeat.
+    let newest = [
+        "Their greenhouse",
+        "Tractor lease",
+        "Maize silo",
+        "Irrigation kit",
+        "Maize seed",
+    ];
+    assert_eq!(list_titles(&app, &t, "").await, newest);
+    let (_, first) = call(&app, &t, Method::GET, "/deals?limit=2", None).await;
+    assert_eq!(first["items"].as_array().unwrap().len(), 2);
+    assert!(first["next_cursor"].is_string());
+    assert!(first["items"][0].get("history").is_none());
+    assert_eq!(titles(&all_pages(&app, &t, "limit=2").await), newest);
+    assert_eq!(
+        titles(&all_pages(&app, &t, "limit=2&sort=value_minor").await),
+        [
+            "Their greenhouse",
+            "Maize silo",
+            "Maize seed",
+            "Tractor lease",
+            "Irrigation kit"
+        ]
+    );
+    assert_eq!(
+        titles(&all_pages(&app, &t, "limit=3&sort=-value_minor").await),
+        [
+            "Irrigation kit",
+            "Tractor lease",
+            "Maize seed",
+            "Maize silo",
+            "Their greenhouse"
+        ]
+    );
+
+    // Filters.
+    assert_eq!(
+        list_titles(&app, &t, "q=MAIZE&sort=created_at").await,
+        ["Maize seed", "Maize silo"]
+    );
+    assert_eq!(
+        list_titles(&app, &t, "tag=vip&sort=created_at").await,
+        ["Maize seed", "Maize silo"]
+    );
+    assert_eq!(list_titles(&app, &t, "status=won").await, ["Tractor lease"]);
+    assert_eq!(
+        list_titles(&app, &t, &format!("stage_id={proposal}")).await,
+        ["Irrigation kit"]
+    );
+    assert_eq!(
+        list_titles(&app, &t, &format!("pipeline_id={}", id(&sales))).await,
+        newest
+    );
+    assert_eq!(
+        list_titles(&app, &t, &format!("owner_id={member_id}")).await,
+        ["Their greenhouse"]
+    );
+    assert_eq!(list_titles(&app, &t, "owner_id=me").await.len(), 4);
+    assert_eq!(
+        list_titles(&app, &t, "cf.region=Mombasa").await,
+        ["Irrigation kit"]
+    );
+    assert_eq!(
+        list_titles(&app, &t, "cf.region=Nairobi&status=open&sort=created_at").await,
+        ["Maize seed", "Maize silo"]
+    );
+    assert!(
+        list_titles(&app, &t, "created_before=2000-01-01")
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        list_titles(&app, &t, "created_after=2000-01-01")
+            .await
+            .len(),
+        5
+    );
+
+    // Bad parameters are named.
+    for (query, field) in [
+        ("status=paused", "status"),
+        ("colour=red", "colour"),
+        ("sort=title", "sort"),
+        ("cf.size=3", "cf.size"),
+        ("stage_id=nope", "stage_id"),
+        ("cursor=garbage!", "cursor"),
+    ] {
+        let (status, refused) = call(&app, &t, Method::GET, &format!("/deals?{query}"), None).await;
+        assert_eq!(status, 422, "{query}: {refused}");
+        assert_eq!(fields(&refused)[0].0, field, "{query}");
+    }
+
+    // Under `own` visibility a user lists only their deals.
+    let (_, mut settings) = call(&app, &t, Method::GET, "/organization/settings", None).await;
+    settings["record_visibility"] = json!("own");
+    let (status, _) = call(
+        &app,
+        &t,
+        Method::PUT,
+        "/organization/settings",
+        Some(settings),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        list_titles(&app, &token(&member), "").await,
+        ["Their greenhouse"]
+    );
+    assert!(
+        list_titles(&app, &token(&member), "q=maize")
+            .await
+            .is_empty()
+    );
+}
+
+async fn deals_are_linked_to_prospects_and_relationships(app: TestApp) {
+    let admin = signup(&app, "Links", "admin@links.example").await;
+    let t = token(&admin);
+    let other = signup(&app, "Elsewhere", "admin@elsewhere-links.example").await;
+    let (status, prospect) = call(
+        &app,
+        &t,
+        Method::POST,
+        "/prospects",
+        Some(json!({"name": "Wanjiku Njoroge", "phone": "0712345678"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{prospect}");
+    let (status, relationship) = call(
+        &app,
+        &t,
+        Method::POST,
+        "/relationships",
+        Some(json!({"name": "Kamau Hardware", "phone": "0722000000"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{relationship}");
+    let (status, foreign) = call(
+        &app,
+        &token(&other),
+        Method::POST,
+        "/prospects",
+        Some(json!({"name": "Not yours", "phone": "0733000000"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+
+    let deal = create_deal(
+        &app,
+        &t,
+        json!({"title": "Shop fit-out", "prospect_id": id(&prospect)}),
+    )
+    .await;
+    assert_eq!(deal["prospect_id"], id(&prospect).as_str());
+    assert!(deal["relationship_id"].is_null());
+    let deal_id = id(&deal);
+    assert_eq!(
+        list_titles(&app, &t, &format!("prospect_id={}", id(&prospect))).await,
+        ["Shop fit-out"]
+    );
+
+    // Unknown, deleted and other organizations' records are refused, by field.
+    for (body, field) in [
+        (
+            json!({"title": "x", "prospect_id": uuid::Uuid::now_v7()}),
+            "prospect_id",
+        ),
+        (
+            json!({"title": "x", "prospect_id": id(&foreign)}),
+            "prospect_id",
+        ),
+        (
+            json!({"title": "x", "relationship_id": id(&prospect)}),
+            "relationship_id",
+        ),
+    ] {
+        let (status, refused) = call(&app, &t, Method::POST, "/deals", Some(body)).await;
+        assert_eq!(status, 422, "{refused}");
+        assert_eq!(fields(&refused)[0].0, field);
+    }
+
+    // Linked to the relationship instead; the prospect link cleared.
+    let (status, patched) = call(
+        &app,
+        &t,
+        Method::PATCH,
+        &format!("/deals/{deal_id}"),
+        Some(json!({"relationship_id": id(&relationship), "prospect_id": null})),
+    )
+    .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["relationship_id"], id(&relationship).as_str());
+    assert!(patched["prospect_id"].is_null());
+    assert_eq!(
+        list_titles(&app, &t, &format!("relationship_id={}", id(&relationship))).await,
+        ["Shop fit-out"]
+    );
+    let (status, _) = call(
+        &app,
+        &t,
+        Method::DELETE,
+        &format!("/prospects/{}", id(&prospect)),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, refused) = call(
+        &app,
+        &t,
+        Method::PATCH,
+        &format!("/deals/{deal_id}"),
+        Some(json!({"prospect_id": id(&prospect)})),
+    )
+    .await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(fields(&refused)[0].0, "prospect_id");
 }

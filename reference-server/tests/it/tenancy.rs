@@ -262,10 +262,13 @@ fn sample_body(method: &Method, path: &str, victim: &World) -> Option<Value> {
             "pipeline_id": victim.pipeline_id,
             "stage_id": victim.stage_ids.first(),
             "owner_id": victim.admin_user,
+            "prospect_id": victim.prospect_id,
+            "relationship_id": victim.relationship_id,
         })),
         ("PATCH", "/deals/{id}") => Some(json!({
             "title": "Renamed by the harness",
             "value": {"amount": "1.00", "currency": "KES"},
+            "prospect_id": victim.prospect_id,
         })),
         ("POST", "/deals/{id}/move") => Some(json!({
             "stage_id": victim.stage_ids.last(),
