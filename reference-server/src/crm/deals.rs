@@ -512,20 +512,6 @@ async fn is_active_member<C: ConnectionTrait>(
         .is_some())
 }
 
-async fn check_owner<C: ConnectionTrait>(
-    conn: &C,
-    org: OrgId,
-    owner: Option<uuid::Uuid>,
-) -> Result<(), Error> {
-    match owner {
-        Some(owner) if !is_active_member(conn, org, owner).await? => Err(Error::invalid(
-            "owner_id",
-            "is not an active member of this organization",
-        )),
-        _ => Ok(()),
-    }
-}
-
 fn money(row: &deals::Model) -> Result<Money, Error> {
     let currency: Currency = row.currency.parse().map_err(Error::internal)?;
     Ok(Money::from_minor(row.value_minor, currency))
@@ -909,10 +895,7 @@ pub async fn create(
     validation(problems)?;
     let owner = match input.owner_id {
         Some(owner) => {
-            if Some(owner) != caller.user {
-                ctx.require(Permission::CrmAssign)?;
-            }
-            check_owner(db, org, Some(owner)).await?;
+            fields::check_assignee(db, ctx, "owner_id", owner).await?;
             Some(owner)
         }
         // The caller, when they are a member (an operator or an API key owns nothing).
@@ -1085,8 +1068,13 @@ pub async fn update(
     if let Some(owner) = patch.owner_id
         && owner != current.owner_id
     {
-        ctx.require(Permission::CrmAssign)?;
-        check_owner(&txn, org, owner).await?;
+        match owner {
+            // Giving the deal to someone else needs `crm_assign`; taking it, not.
+            Some(user) => fields::check_assignee(&txn, ctx, "owner_id", user).await?,
+            // Leaving it unowned: the owner may let go of their own deal.
+            None if current.owner_id.is_some() && current.owner_id == caller.user => {}
+            None => ctx.require(Permission::CrmAssign)?,
+        }
         row.owner_id = Set(owner);
         changed.push("owner_id");
     }

@@ -7,8 +7,10 @@ use serde_json::{Value, json};
 use edge_server::entities::{deal_stage_moves, deals};
 
 use crate::auth::{signup, token};
-use crate::helpers::{TestApp, on_both_backends};
+use crate::helpers::{Backend, TestApp, for_each_backend, on_both_backends};
 use crate::tenancy::{invite_and_accept, send};
+
+for_each_backend!(organizations_that_exist_before_the_migration_get_the_default_pipeline);
 
 on_both_backends!(
     deals_live_through_their_whole_lifecycle,
@@ -699,6 +701,41 @@ async fn pipelines_are_created_renamed_made_default_and_archived(app: TestApp) {
     let deal = create_deal(&app, &t, json!({"title": "Agent network"})).await;
     assert_eq!(deal["pipeline_id"], partners_id.as_str());
     assert_eq!(deal["stage"]["name"], "Intro");
+
+    // A deal follows a stage of another pipeline there, and back; each move recorded.
+    let travelling = create_deal(
+        &app,
+        &t,
+        json!({"title": "Travelling", "pipeline_id": id(&sales)}),
+    )
+    .await;
+    let moved = move_deal(
+        &app,
+        &t,
+        &id(&travelling),
+        json!({"stage_id": stage_id(&partners, "Pilot")}),
+    )
+    .await;
+    assert_eq!(moved["pipeline_id"], partners_id.as_str());
+    assert_eq!(moved["stage"]["name"], "Pilot");
+    let back = move_deal(
+        &app,
+        &t,
+        &id(&travelling),
+        json!({"stage_id": stage_id(&sales, "Proposal")}),
+    )
+    .await;
+    assert_eq!(back["pipeline_id"], id(&sales).as_str());
+    let steps: Vec<&str> = back["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["to_stage"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["Qualification", "Pilot", "Proposal"]);
+    let view = board(&app, &t, &partners_id, "").await;
+    assert_eq!(card_titles(column(&view, "Intro")), ["Agent network"]);
+    assert_eq!(column(&view, "Pilot")["count"], 0);
     let (status, _) = call(
         &app,
         &t,
@@ -1369,6 +1406,37 @@ async fn record_visibility_own_limits_users_to_their_deals(app: TestApp) {
     )
     .await;
     assert_eq!(status, 200);
+    // A user may take a deal and let go of their own, not give one away or unassign it.
+    let spare = id(&create_deal(&app, &t, json!({"title": "Spare"})).await);
+    let (status, _) = call(
+        &app,
+        &user_t,
+        Method::PATCH,
+        &format!("/deals/{admins_id}"),
+        Some(json!({"owner_id": null})),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, taken) = call(
+        &app,
+        &user_t,
+        Method::PATCH,
+        &format!("/deals/{spare}"),
+        Some(json!({"owner_id": user_id})),
+    )
+    .await;
+    assert_eq!(status, 200, "{taken}");
+    assert_eq!(taken["owner_id"], user_id.as_str());
+    let (status, released) = call(
+        &app,
+        &user_t,
+        Method::PATCH,
+        &format!("/deals/{spare}"),
+        Some(json!({"owner_id": null})),
+    )
+    .await;
+    assert_eq!(status, 200, "{released}");
+    assert!(released["owner_id"].is_null());
 
     let (_, mut settings) = call(&app, &t, Method::GET, "/organization/settings", None).await;
     settings["record_visibility"] = json!("own");
@@ -1466,8 +1534,9 @@ async fn record_visibility_own_limits_users_to_their_deals(app: TestApp) {
         .await;
         assert_eq!(status, 200);
     }
+    // (The admin's, the user's and the unowned spare.)
     let view = board(&app, &manager_t, &pipeline, "").await;
-    assert_eq!(column(&view, "Qualification")["count"], 2);
+    assert_eq!(column(&view, "Qualification")["count"], 3);
 
     // Assigned to the user, the admin's deal becomes theirs to see.
     let (status, assigned) = call(
@@ -1975,4 +2044,84 @@ async fn deals_are_linked_to_prospects_and_relationships(app: TestApp) {
     .await;
     assert_eq!(status, 422, "{refused}");
     assert_eq!(fields(&refused)[0].0, "prospect_id");
+}
+
+/// Migrating a database that already has organizations gives each the default pipeline;
+/// the migration also goes down and up again cleanly.
+async fn organizations_that_exist_before_the_migration_get_the_default_pipeline(backend: Backend) {
+    use edge_server::entities::{organizations, pipeline_stages, pipelines};
+    use edge_server::migrations::Migrator;
+    use sea_orm::{Database, QueryOrder};
+    use sea_orm_migration::MigratorTrait;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (url, _database) = match backend {
+        Backend::Sqlite => (crate::helpers::sqlite_url(dir.path()), None),
+        Backend::Postgres => {
+            let admin = crate::helpers::postgres_admin_url().unwrap();
+            let database = crate::helpers::PgDatabase::create(&admin).await;
+            (database.url.clone(), Some(database))
+        }
+    };
+    let db = Database::connect(url.as_str()).await.unwrap();
+    let names: Vec<String> = Migrator::migrations()
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect();
+    let ours = names
+        .iter()
+        .position(|n| n == "m20261123_000006_pipelines_deals")
+        .unwrap();
+    Migrator::up(&db, Some(u32::try_from(ours).unwrap()))
+        .await
+        .unwrap();
+    let org = organizations::Model::new_active(
+        "early-bird".into(),
+        "Early Bird".into(),
+        "KES".into(),
+        "KE".into(),
+        "standard".into(),
+        chrono::Utc::now(),
+    );
+    organizations::Entity::insert(organizations::ActiveModel::from(org.clone()))
+        .exec_without_returning(&db)
+        .await
+        .unwrap();
+
+    let check = |db: sea_orm::DatabaseConnection| async move {
+        let rows = pipelines::Entity::find()
+            .filter(pipelines::Column::OrganizationId.eq(org.id))
+            .all(&db)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].name, "Sales");
+        assert!(rows[0].is_default);
+        let stages: Vec<String> = pipeline_stages::Entity::find()
+            .filter(pipeline_stages::Column::PipelineId.eq(rows[0].id))
+            .order_by_asc(pipeline_stages::Column::Position)
+            .all(&db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(
+            stages,
+            ["Qualification", "Proposal", "Negotiation", "Closing"]
+        );
+    };
+    Migrator::up(&db, None).await.unwrap();
+    check(db.clone()).await;
+
+    // Down to before this migration, and up again.
+    let after = u32::try_from(names.len() - ours).unwrap();
+    Migrator::down(&db, Some(after)).await.unwrap();
+    assert!(
+        pipelines::Entity::find().all(&db).await.is_err(),
+        "the tables are gone"
+    );
+    Migrator::up(&db, None).await.unwrap();
+    check(db.clone()).await;
+    db.close().await.unwrap();
 }
