@@ -15,9 +15,15 @@
 //! - Who sees which deal follows the organization's record visibility: under `own`, a
 //!   member with the `user` role sees only the deals they own; any other deal answers
 //!   404, as another organization's would.
+//! - A deal may be with a prospect and/or a relationship of the organization (composite
+//!   foreign keys); the caller must be able to see the record they link.
+//! - Lists ([`list`], `GET /deals`) use the shared query language of [`super::list`]:
+//!   filters (owner, pipeline, stage, status, prospect, relationship, tag, creation time,
+//!   custom fields), `q` over titles, sort by creation, change or value, keyset pages.
+//!   Tags are kept on the deal as entered and lower-cased in `record_tags` (`deal`).
 //! - Reading needs `crm_read`; creating, changing, moving, winning, losing and reopening
 //!   `crm_write`; deleting `crm_delete`; giving a deal to someone else `crm_assign`.
-//!   Every change writes an audit entry in its own transaction.
+//!   Every change writes an audit entry in the transaction of the change.
 
 use std::collections::HashMap;
 

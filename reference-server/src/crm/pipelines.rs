@@ -12,10 +12,10 @@
 //!   stay on the archived stage, readable and listable as before;
 //! - archiving a pipeline is refused while it has open deals or is the default.
 //!
-//! Every change writes an audit entry in its own transaction. Structural changes lock the
-//! pipeline row first (`SELECT … FOR UPDATE` on PostgreSQL; on SQLite the transaction
-//! takes the write lock at once), as do deal moves and placements, so the order of cards
-//! and stages is never computed from a stale view.
+//! Every change writes an audit entry in the transaction of the change. Structural
+//! changes lock the pipeline row first (`SELECT … FOR UPDATE` on PostgreSQL; on SQLite
+//! the transaction takes the write lock at once), as do deal moves and placements, so
+//! the order of cards and stages is never computed from a stale view.
 
 use std::collections::{HashMap, HashSet};
 

@@ -1,4 +1,4 @@
-//! `/deals`: deals, their moves between stages, winning, losing and reopening.
+//! `/deals`: the list, deals, their moves between stages, winning, losing and reopening.
 
 use axum::extract::State;
 use axum::http::StatusCode;
