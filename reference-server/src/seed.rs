@@ -249,6 +249,7 @@ pub async fn run(
                 .exec_without_returning(&txn)
                 .await
                 .map_err(Error::internal)?;
+            crate::crm::pipelines::create_default(&txn, org_id, now).await?;
             let mut members = Vec::new();
             for m in 0..plan.members.max(1) {
                 let role = match m {
@@ -478,7 +479,7 @@ mod tests {
         assert_eq!(shares[0], 200_000);
         assert_eq!(shares.iter().sum::<u64>(), 1_000_000);
         assert!(shares[1..].iter().all(|s| (8080..=8081).contains(s)));
-        let even = shares(&SeedPlan {
+        let even = super::shares(&SeedPlan {
             orgs: 3,
             prospects: 10,
             largest: None,
