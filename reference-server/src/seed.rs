@@ -249,6 +249,7 @@ pub async fn run(
                 .exec_without_returning(&txn)
                 .await
                 .map_err(Error::internal)?;
+            crate::crm::pipelines::create_default(&txn, org_id, now).await?;
             let mut members = Vec::new();
             for m in 0..plan.members.max(1) {
                 let role = match m {

@@ -8,8 +8,10 @@
 //! [`visibility`] setting.
 
 pub mod custom_fields;
+pub mod deals;
 pub mod fields;
 pub mod list;
+pub mod pipelines;
 pub mod prospects;
 pub mod relationships;
 pub mod tags;

@@ -7,6 +7,7 @@
 mod helpers;
 
 mod auth;
+mod deals;
 mod errors;
 mod health;
 mod ledger;
