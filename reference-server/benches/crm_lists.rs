@@ -161,7 +161,11 @@ async fn prepare(admin_url: &str, reuse: bool) -> (String, String, Option<Vec<Se
         indexes.len()
     );
     for (_, definition) in &indexes {
-        exec(&owner, &format!("SET maintenance_work_mem = '1GB'; {definition}")).await;
+        exec(
+            &owner,
+            &format!("SET maintenance_work_mem = '1GB'; {definition}"),
+        )
+        .await;
     }
     exec(&owner, "VACUUM ANALYZE").await;
     println!(

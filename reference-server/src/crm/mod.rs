@@ -7,6 +7,7 @@
 //! keyset pagination. Who sees which records follows the organization's
 //! [`visibility`] setting.
 
+pub mod contact;
 pub mod custom_fields;
 pub mod deals;
 pub mod fields;

@@ -3,7 +3,7 @@
 //! its history.
 
 use chrono::{DateTime, Utc};
-use edge_core::{Error, Money, Msisdn};
+use edge_core::{Error, Money};
 use edge_tenancy::{Permission, TenantContext};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
@@ -12,9 +12,10 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::custom_fields::{self, RecordKind};
-use super::fields::{Checks, caller, check_assignee};
-use super::list::{ListQuery, ListSpec, SortKind, SortValue, Sortable, search_text};
+use super::contact::{ContactInput, ContactRow, assign, strings};
+use super::custom_fields::RecordKind;
+use super::fields::{Checks, caller};
+use super::list::{ListQuery, ListSpec, SortKind, SortValue, Sortable};
 use super::{CrmContext, tags};
 use crate::audit::{self, Actor, ClientInfo};
 use crate::entities::relationships;
@@ -95,10 +96,6 @@ pub struct RelationshipView {
     pub updated_at: DateTime<Utc>,
 }
 
-fn strings(value: &Value) -> Vec<String> {
-    serde_json::from_value(value.clone()).unwrap_or_default()
-}
-
 impl RelationshipView {
     fn new(row: relationships::Model, cx: &CrmContext) -> Self {
         Self {
@@ -158,98 +155,51 @@ async fn apply(
     input: RelationshipInput,
     creating: bool,
 ) -> Result<(), Error> {
-    let settings = &cx.settings;
     let mut checks = Checks::new();
-    match &input.name {
-        Some(name) => row.name = checks.text("name", name, 200),
-        None if creating => checks.fail("name", "is required"),
-        None => {}
+    ContactRow {
+        name: &mut row.name,
+        company: &mut row.company,
+        phone: &mut row.phone,
+        phones: &mut row.phones,
+        email: &mut row.email,
+        industry: &mut row.industry,
+        services: &mut row.services,
+        happiness: &mut row.happiness,
+        tags: &mut row.tags,
+        custom: &mut row.custom,
+        search_text: &mut row.search_text,
     }
-    if let Some(company) = input.company {
-        row.company = checks.optional_text("company", company.as_deref(), 200);
-    }
-    let phones = match (input.phone, input.phones) {
-        (Some(_), Some(_)) => {
-            checks.fail("phone", "give either phone or phones, not both");
-            None
-        }
-        (Some(phone), None) => Some(checks.phones("phone", &[phone], cx.country)),
-        (None, Some(phones)) => Some(checks.phones("phones", &phones, cx.country)),
-        (None, None) => None,
-    };
-    if let Some(phones) = &phones {
-        row.phone = phones.first().map(|p| p.as_e164().to_owned());
-        row.phones = json!(phones.iter().map(Msisdn::as_e164).collect::<Vec<_>>());
-    }
-    if let Some(email) = input.email {
-        row.email = checks.email("email", email.as_deref());
-    }
-    if let Some(industry) = input.industry {
-        row.industry =
-            industry.map(|s| checks.vocabulary("industry", &s, &settings.industries, "industries"));
-    }
-    if let Some(services) = input.services {
-        row.services =
-            json!(checks.vocabulary_list("services", &services, &settings.services, "services"));
-    }
-    if let Some(happiness) = input.happiness {
-        row.happiness = happiness.map(|s| {
-            checks.vocabulary(
-                "happiness",
-                &s,
-                &settings.happiness_ratings,
-                "happiness_ratings",
-            )
-        });
-    }
+    .apply(
+        &mut checks,
+        cx,
+        RecordKind::Relationship,
+        ContactInput {
+            name: input.name,
+            company: input.company,
+            phone: input.phone,
+            phones: input.phones,
+            email: input.email,
+            industry: input.industry,
+            services: input.services,
+            happiness: input.happiness,
+            tags: input.tags,
+            custom_fields: input.custom_fields,
+        },
+        creating,
+    );
     if let Some(value) = input.contract_value {
         row.contract_value_minor = value.map(|v| checks.money("contract_value", v, cx.currency));
     }
-    if let Some(list) = input.tags
-        && let Some(list) = checks.absorb(tags::normalize(list))
-    {
-        row.tags = json!(list);
-    }
-    let custom_input = input.custom_fields.unwrap_or_default();
-    if creating || !custom_input.is_empty() {
-        let current = row.custom.as_object().cloned().unwrap_or_default();
-        if let Some(custom) = checks.absorb(custom_fields::apply(
-            &settings.custom_fields,
-            RecordKind::Relationship,
-            &current,
-            &custom_input,
-            creating,
-        )) {
-            row.custom = Value::Object(custom);
-        }
-    }
-    let manager = match input.account_manager_id {
-        Some(manager) => manager,
-        None if creating => caller(ctx),
-        None => row.account_manager_id,
-    };
     checks.finish()?;
-    if manager != row.account_manager_id || creating {
-        if let Some(manager) = manager {
-            check_assignee(db, ctx, "account_manager_id", manager).await?;
-        } else if !creating {
-            ctx.require(Permission::CrmAssign)?;
-        }
-        row.account_manager_id = manager;
-    }
-    let phones: Vec<Msisdn> = strings(&row.phones)
-        .iter()
-        .filter_map(|p| Msisdn::parse_international(p).ok())
-        .collect();
-    row.search_text = search_text(
-        [
-            row.name.as_str(),
-            row.company.as_deref().unwrap_or_default(),
-            row.email.as_deref().unwrap_or_default(),
-        ],
-        &phones,
-    );
-    Ok(())
+    assign(
+        db,
+        ctx,
+        "account_manager_id",
+        &mut row.account_manager_id,
+        input.account_manager_id,
+        creating,
+    )
+    .await
 }
 
 /// Checks and inserts a new relationship inside `txn`, with its audit entry. `prospect`
