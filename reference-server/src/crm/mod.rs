@@ -9,4 +9,5 @@
 
 pub mod custom_fields;
 pub mod list;
+pub mod records;
 pub mod visibility;

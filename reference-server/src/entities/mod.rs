@@ -3,6 +3,7 @@
 //! Tenant-owned tables have `(organization_id, id)` as their primary key. Queries on them
 //! always filter by `organization_id` first (see `crate::identity` and the services).
 
+pub mod activities;
 pub mod api_keys;
 pub mod audit_log;
 pub mod invitations;
@@ -15,5 +16,8 @@ pub mod memberships;
 pub mod organizations;
 pub mod refresh_tokens;
 pub mod sessions;
+pub mod targets;
+pub mod ticket_comments;
+pub mod tickets;
 pub mod usage_counters;
 pub mod users;
