@@ -80,7 +80,9 @@ impl OrganizationSettings {
     pub fn find<'a>(list: &'a [String], value: &str) -> Option<&'a str> {
         let value = value.trim();
         list.iter()
-            .find(|entry| entry.eq_ignore_ascii_case(value) || entry.to_lowercase() == value.to_lowercase())
+            .find(|entry| {
+                entry.eq_ignore_ascii_case(value) || entry.to_lowercase() == value.to_lowercase()
+            })
             .map(String::as_str)
     }
 

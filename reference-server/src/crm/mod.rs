@@ -10,4 +10,5 @@
 pub mod custom_fields;
 pub mod list;
 pub mod records;
+pub mod tags;
 pub mod visibility;

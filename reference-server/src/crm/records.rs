@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use edge_core::{Error, FieldError, OrgId};
 use edge_tenancy::{Permission, TenantContext};
-use sea_orm::sea_query::{Alias, Expr, Query};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 

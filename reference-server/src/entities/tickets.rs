@@ -19,6 +19,8 @@ pub struct Model {
     /// The details (may be empty).
     #[sea_orm(column_type = "Text")]
     pub description: String,
+    /// The lower-cased subject, which `q=` searches.
+    pub search_text: String,
     /// `open`, `pending`, `resolved` or `closed`.
     pub status: String,
     /// `low`, `normal`, `high` or `urgent`.

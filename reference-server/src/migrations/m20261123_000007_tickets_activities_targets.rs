@@ -2,7 +2,8 @@
 //!
 //! - `tickets`: a customer's support request, raised against a relationship. Status moves
 //!   `open` → `pending` → `resolved` → `closed` (see `crate::crm::tickets` for the rules);
-//!   `resolved_at` and `closed_at` record when it got there. Soft-deleted (`deleted_at`).
+//!   `resolved_at` and `closed_at` record when it got there. `search_text` is the
+//!   lower-cased subject that `q=` searches. Soft-deleted (`deleted_at`).
 //! - `ticket_comments`: the conversation on a ticket, oldest first. Soft-deleted.
 //! - `activities`: notes, calls, meetings and tasks about one prospect, relationship, deal
 //!   or ticket (`subject_type`, `subject_id`: polymorphic, so checked by the service, not
@@ -20,6 +21,7 @@
 //! Enumerated columns carry CHECK constraints with the values the service accepts.
 
 use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::{ConnectionTrait, DatabaseBackend};
 use sea_orm_migration::schema::{
     big_integer, date, json, string_len as text, string_len_null as text_null,
     text as long_text, text_null as long_text_null, timestamp_with_time_zone as time,
@@ -43,6 +45,13 @@ enum Memberships {
 }
 
 #[derive(DeriveIden)]
+enum Relationships {
+    Table,
+    OrganizationId,
+    Id,
+}
+
+#[derive(DeriveIden)]
 enum Tickets {
     Table,
     OrganizationId,
@@ -50,6 +59,7 @@ enum Tickets {
     RelationshipId,
     Subject,
     Description,
+    SearchText,
     Status,
     Priority,
     AssigneeId,
@@ -159,6 +169,7 @@ impl MigrationTrait for Migration {
                 .col(uuid(Tickets::RelationshipId))
                 .col(text(Tickets::Subject, 200))
                 .col(long_text(Tickets::Description))
+                .col(text(Tickets::SearchText, 200))
                 .col(text(Tickets::Status, 16))
                 .col(text(Tickets::Priority, 16))
                 .col(uuid_null(Tickets::AssigneeId))
@@ -183,6 +194,17 @@ impl MigrationTrait for Migration {
                         .col(Tickets::Id),
                 )
                 .foreign_key(&mut org_fk(Tickets::Table, Tickets::OrganizationId))
+                .foreign_key(
+                    &mut ForeignKey::create()
+                        .from_tbl(Tickets::Table)
+                        .from_col(Tickets::OrganizationId)
+                        .from_col(Tickets::RelationshipId)
+                        .to_tbl(Relationships::Table)
+                        .to_col(Relationships::OrganizationId)
+                        .to_col(Relationships::Id)
+                        .on_delete(ForeignKeyAction::Restrict)
+                        .to_owned(),
+                )
                 .foreign_key(&mut member_fk(Tickets::Table, Tickets::AssigneeId))
                 .to_owned(),
         )
@@ -220,6 +242,17 @@ impl MigrationTrait for Migration {
             ],
         ))
         .await?;
+        // `q=` is a substring search of the subject: on PostgreSQL a trigram index keeps it
+        // from reading the whole organization (pg_trgm is enabled by the CRM records
+        // migration). SQLite scans the organization's range of the primary key.
+        if m.get_database_backend() == DatabaseBackend::Postgres {
+            m.get_connection()
+                .execute_unprepared(
+                    "CREATE INDEX tickets_search_trgm_idx ON tickets \
+                     USING gin (search_text gin_trgm_ops)",
+                )
+                .await?;
+        }
 
         m.create_table(
             Table::create()
