@@ -7,8 +7,11 @@
 //! keyset pagination. Who sees which records follows the organization's
 //! [`visibility`] setting.
 
+pub mod activities;
 pub mod custom_fields;
 pub mod list;
 pub mod records;
 pub mod tags;
+pub mod targets;
+pub mod tickets;
 pub mod visibility;

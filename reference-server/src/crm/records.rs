@@ -3,7 +3,7 @@
 //! checks.
 
 use chrono::{DateTime, Utc};
-use edge_core::{Error, FieldError, OrgId};
+use edge_core::{Country, Currency, Error, FieldError, OrgId};
 use edge_tenancy::{Permission, TenantContext};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
@@ -11,15 +11,40 @@ use serde::{Deserialize, Serialize};
 
 use super::visibility::Scope;
 use crate::entities::memberships;
+use crate::organization_settings::OrganizationSettings;
 
 pub(crate) fn db_err(e: sea_orm::DbErr) -> Error {
     Error::internal(e)
 }
 
-/// The caller's visibility scope under the organization's `record_visibility` setting.
-pub async fn scope(db: &DatabaseConnection, ctx: &TenantContext) -> Result<Scope, Error> {
-    let settings = crate::identity::organization::settings(db, ctx).await?;
-    Ok(Scope::of(ctx, settings.record_visibility))
+/// What a CRM service needs to know about the caller's organization.
+#[derive(Debug, Clone)]
+pub struct OrgFacts {
+    /// Its vocabulary and settings.
+    pub settings: OrganizationSettings,
+    /// What the caller may see under its `record_visibility` setting.
+    pub scope: Scope,
+    /// Its country (phone numbers in searches, the local day of target periods).
+    pub country: Country,
+    /// Its currency (money values, revenue targets).
+    pub currency: Currency,
+}
+
+/// Reads the caller's organization once for a request.
+pub async fn org_facts(db: &DatabaseConnection, ctx: &TenantContext) -> Result<OrgFacts, Error> {
+    let org = crate::identity::organization::get(db, ctx).await?;
+    let settings = OrganizationSettings::from_stored(&org.settings);
+    let country = Country::ALL
+        .into_iter()
+        .find(|c| c.iso_code() == org.country)
+        .unwrap_or(Country::Kenya);
+    let currency: Currency = org.currency.parse().map_err(Error::internal)?;
+    Ok(OrgFacts {
+        scope: Scope::of(ctx, settings.record_visibility),
+        settings,
+        country,
+        currency,
+    })
 }
 
 /// Checks a change of the member a record is assigned to (`field` names it for errors).
@@ -151,13 +176,14 @@ impl SubjectType {
     }
 }
 
-/// Checks that the record an activity is about exists in the caller's organization, is
-/// not deleted and is visible in `scope`; otherwise a 422 on `subject_id` ("no such
-/// prospect"), the same whether it is missing, deleted, another tenant's or hidden.
+/// Checks that a record exists in the caller's organization, is not deleted and is
+/// visible in `scope`; otherwise a 422 on `field` ("no such prospect"), the same whether
+/// it is missing, deleted, another tenant's or hidden from the caller.
 pub async fn ensure_subject<C: ConnectionTrait>(
     conn: &C,
     org: OrgId,
     scope: Scope,
+    field: &str,
     kind: SubjectType,
     id: uuid::Uuid,
 ) -> Result<(), Error> {
@@ -188,10 +214,7 @@ pub async fn ensure_subject<C: ConnectionTrait>(
     if visible {
         Ok(())
     } else {
-        Err(Error::invalid(
-            "subject_id",
-            format!("no such {}", kind.as_str()),
-        ))
+        Err(Error::invalid(field, format!("no such {}", kind.as_str())))
     }
 }
 
@@ -213,6 +236,14 @@ pub async fn source_prospect<C: ConnectionTrait>(
             .map_err(db_err),
         None => Ok(None),
     }
+}
+
+/// `value`, or a problem "is required" on `field` when it is absent.
+pub fn require<T>(problems: &mut Vec<FieldError>, field: &str, value: Option<T>) -> Option<T> {
+    if value.is_none() {
+        problems.push(FieldError::new(field, "is required"));
+    }
+    value
 }
 
 /// Trims `value` and checks it has 1 to `max` characters.
