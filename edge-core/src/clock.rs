@@ -7,7 +7,7 @@
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 
 /// A source of the current time.
 pub trait Clock: Send + Sync + Debug {
@@ -18,13 +18,15 @@ pub trait Clock: Send + Sync + Debug {
 /// A clock shared between components.
 pub type SharedClock = Arc<dyn Clock>;
 
-/// The operating system's clock.
+/// The operating system's clock, read to the microsecond: the precision databases store
+/// (PostgreSQL `timestamptz`), so a time written and read back compares equal, which
+/// keyset cursors and idempotent replays rely on.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        Utc::now().trunc_subsecs(6)
     }
 }
 

@@ -27,13 +27,13 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::CrmContext;
+use super::fields::{Checks, caller};
 use super::list::{ListQuery, ListSpec, SortKind, SortValue, Sortable};
 use super::records::{
-    SubjectType, check_assignment, db_err, ensure_subject, finish, is_active_member,
-    optional_text, org_facts, parse_choice, parse_time, parse_uuid, require, required_text,
+    RecordChecks, SubjectType, check_assignment, choices, db_err, ensure_subject, is_active_member,
     source_prospect,
 };
-use super::tickets::choices;
 use super::visibility::Scope;
 use crate::audit::{self, Actor, ClientInfo};
 use crate::entities::activities;
@@ -41,7 +41,7 @@ use crate::entities::activities;
 /// Every kind of activity.
 pub const KINDS: [&str; 4] = ["note", "call", "meeting", "task"];
 /// Every kind of subject, as `subject_type` takes them.
-pub const SUBJECT_TYPES: [&str; 4] = ["prospect", "relationship", "deal", "ticket"];
+pub const SUBJECT_TYPES: [&str; 4] = SubjectType::NAMES;
 /// The longest title, in characters.
 pub const MAX_TITLE: usize = 200;
 /// The longest body, in characters.
@@ -203,39 +203,43 @@ pub async fn create(
     input: NewActivity,
 ) -> Result<ActivityView, Error> {
     ctx.require(Permission::CrmWrite)?;
-    let mut problems = Vec::new();
-    let kind = require(&mut problems, "kind", input.kind.as_deref())
-        .and_then(|text| parse_choice(&mut problems, "kind", text, &KINDS));
-    let subject_type = require(&mut problems, "subject_type", input.subject_type.as_deref())
-        .and_then(|text| parse_choice(&mut problems, "subject_type", text, &SUBJECT_TYPES))
+    let mut checks = Checks::new();
+    let kind = checks
+        .required("kind", input.kind.as_deref())
+        .and_then(|text| checks.choice("kind", text, &KINDS));
+    let subject_type = checks
+        .required("subject_type", input.subject_type.as_deref())
+        .and_then(|text| checks.choice("subject_type", text, &SUBJECT_TYPES))
         .and_then(SubjectType::parse);
-    let subject_id = require(&mut problems, "subject_id", input.subject_id.as_deref())
-        .and_then(|text| parse_uuid(&mut problems, "subject_id", text));
-    let title = require(&mut problems, "title", input.title.as_deref())
-        .map(|text| required_text(&mut problems, "title", text, MAX_TITLE))
+    let subject_id = checks
+        .required("subject_id", input.subject_id.as_deref())
+        .and_then(|text| checks.id("subject_id", text));
+    let title = checks
+        .required("title", input.title.as_deref())
+        .map(|text| checks.text("title", text, MAX_TITLE))
         .unwrap_or_default();
-    let body = optional_text(&mut problems, "body", input.body.as_deref(), MAX_BODY);
+    let body = checks.optional_text("body", input.body.as_deref(), MAX_BODY);
     let due_at = input
         .due_at
         .as_deref()
-        .and_then(|text| parse_time(&mut problems, "due_at", text));
+        .and_then(|text| checks.time("due_at", text));
     let owner = match &input.owner_id {
-        Some(Some(text)) => parse_uuid(&mut problems, "owner_id", text).map(Some),
+        Some(Some(text)) => checks.id("owner_id", text).map(Some),
         Some(None) => Some(None),
         None => None,
     };
-    finish(problems)?;
+    checks.finish()?;
     let (Some(kind), Some(subject_type), Some(subject_id)) = (kind, subject_type, subject_id)
     else {
         return Err(Error::invalid("subject_id", "is required"));
     };
 
-    let facts = org_facts(db, ctx).await?;
+    let cx = CrmContext::load(db, ctx).await?;
     let txn = db.begin().await.map_err(db_err)?;
     ensure_subject(
         &txn,
         ctx.org(),
-        facts.scope,
+        cx.scope,
         "subject_id",
         subject_type,
         subject_id,
@@ -244,7 +248,7 @@ pub async fn create(
     let owner = match owner {
         Some(owner) => owner,
         // Default: the caller, when the caller is one of the organization's members.
-        None => match ctx.user().map(|u| u.as_uuid()) {
+        None => match caller(ctx) {
             Some(me) if is_active_member(&txn, ctx.org(), me).await? => Some(me),
             _ => None,
         },
@@ -261,7 +265,7 @@ pub async fn create(
         due_at,
         completed_at: None,
         owner_id: owner,
-        created_by: ctx.user().map(|u| u.as_uuid()),
+        created_by: caller(ctx),
         created_at: now,
         updated_at: now,
         deleted_at: None,
@@ -294,13 +298,13 @@ pub async fn list(
     pairs: Vec<(String, String)>,
 ) -> Result<Page<ActivityView>, Error> {
     ctx.require(Permission::CrmRead)?;
-    let facts = org_facts(db, ctx).await?;
-    let me = ctx.user().map(|u| u.as_uuid());
-    let query = ListQuery::parse(pairs, LIST, &facts.settings, me, facts.country)?;
+    let cx = CrmContext::load(db, ctx).await?;
+    let me = caller(ctx);
+    let query = ListQuery::parse(pairs, LIST, &cx.settings, me, cx.country)?;
     let mut select = activities::Entity::find()
         .filter(activities::Column::OrganizationId.eq(ctx.org().as_uuid()))
         .filter(activities::Column::DeletedAt.is_null());
-    if let Some(user) = facts.scope.restricted_to() {
+    if let Some(user) = cx.scope.restricted_to() {
         select = select.filter(
             Condition::any()
                 .add(activities::Column::OwnerId.eq(user))
@@ -400,8 +404,8 @@ pub async fn get(
     id: uuid::Uuid,
 ) -> Result<ActivityView, Error> {
     ctx.require(Permission::CrmRead)?;
-    let facts = org_facts(db, ctx).await?;
-    Ok(ActivityView::new(find(db, ctx, facts.scope, id).await?, now))
+    let cx = CrmContext::load(db, ctx).await?;
+    Ok(ActivityView::new(find(db, ctx, cx.scope, id).await?, now))
 }
 
 /// Changes an activity's kind, title, body, due time or owner.
@@ -414,33 +418,33 @@ pub async fn update(
     patch: ActivityPatch,
 ) -> Result<ActivityView, Error> {
     ctx.require(Permission::CrmWrite)?;
-    let mut problems = Vec::new();
+    let mut checks = Checks::new();
     let kind = patch
         .kind
         .as_deref()
-        .and_then(|text| parse_choice(&mut problems, "kind", text, &KINDS));
+        .and_then(|text| checks.choice("kind", text, &KINDS));
     let title = patch
         .title
         .as_deref()
-        .map(|text| required_text(&mut problems, "title", text, MAX_TITLE));
+        .map(|text| checks.text("title", text, MAX_TITLE));
     let body = patch
         .body
-        .map(|text| optional_text(&mut problems, "body", text.as_deref(), MAX_BODY));
+        .map(|text| checks.optional_text("body", text.as_deref(), MAX_BODY));
     let due_at = patch.due_at.map(|value| {
         value
             .as_deref()
-            .and_then(|text| parse_time(&mut problems, "due_at", text))
+            .and_then(|text| checks.time("due_at", text))
     });
     let owner = patch.owner_id.map(|value| {
         value
             .as_deref()
-            .and_then(|text| parse_uuid(&mut problems, "owner_id", text))
+            .and_then(|text| checks.id("owner_id", text))
     });
-    finish(problems)?;
+    checks.finish()?;
 
-    let facts = org_facts(db, ctx).await?;
+    let cx = CrmContext::load(db, ctx).await?;
     let txn = db.begin().await.map_err(db_err)?;
-    let current = find(&txn, ctx, facts.scope, id).await?;
+    let current = find(&txn, ctx, cx.scope, id).await?;
     let mut next = current.clone();
     let mut changed: Vec<&str> = Vec::new();
     let mut details = json!({});
@@ -502,9 +506,9 @@ pub async fn set_completed(
     done: bool,
 ) -> Result<ActivityView, Error> {
     ctx.require(Permission::CrmWrite)?;
-    let facts = org_facts(db, ctx).await?;
+    let cx = CrmContext::load(db, ctx).await?;
     let txn = db.begin().await.map_err(db_err)?;
-    let current = find(&txn, ctx, facts.scope, id).await?;
+    let current = find(&txn, ctx, cx.scope, id).await?;
     if current.completed_at.is_some() == done {
         return Ok(ActivityView::new(current, now));
     }
@@ -554,9 +558,9 @@ pub async fn delete(
     id: uuid::Uuid,
 ) -> Result<(), Error> {
     ctx.require(Permission::CrmDelete)?;
-    let facts = org_facts(db, ctx).await?;
+    let cx = CrmContext::load(db, ctx).await?;
     let txn = db.begin().await.map_err(db_err)?;
-    let current = find(&txn, ctx, facts.scope, id).await?;
+    let current = find(&txn, ctx, cx.scope, id).await?;
     let deleted = activities::Entity::update_many()
         .col_expr(activities::Column::DeletedAt, Expr::value(now))
         .col_expr(activities::Column::UpdatedAt, Expr::value(now))

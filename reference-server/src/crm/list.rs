@@ -469,7 +469,7 @@ fn custom_condition(
             [Value::from(key.to_owned()), bound],
         ),
         _ => Expr::cust_with_values(
-            "json_extract(\"custom\", $1) = $2",
+            "json_extract(\"custom\", ?) = ?",
             [Value::from(format!("$.{key}")), bound],
         ),
     }

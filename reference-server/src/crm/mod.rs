@@ -9,9 +9,55 @@
 
 pub mod activities;
 pub mod custom_fields;
+pub mod fields;
 pub mod list;
+pub mod prospects;
 pub mod records;
+pub mod relationships;
 pub mod tags;
 pub mod targets;
 pub mod tickets;
 pub mod visibility;
+
+use edge_core::{Country, Currency, Error};
+use edge_tenancy::TenantContext;
+use sea_orm::{ConnectionTrait, EntityTrait};
+
+use crate::entities::organizations;
+use crate::organization_settings::OrganizationSettings;
+use visibility::Scope;
+
+/// What a CRM operation needs to know about the caller's organization: its vocabulary,
+/// currency and country, and what the caller may see.
+#[derive(Debug, Clone)]
+pub struct CrmContext {
+    /// The organization's vocabulary and custom fields.
+    pub settings: OrganizationSettings,
+    /// Its currency: every money value of its records is in it.
+    pub currency: Currency,
+    /// Its country: phone numbers without a country code are read as this country's.
+    pub country: Country,
+    /// What the caller may see.
+    pub scope: Scope,
+}
+
+impl CrmContext {
+    /// Loads the caller's organization.
+    pub async fn load(db: &impl ConnectionTrait, ctx: &TenantContext) -> Result<Self, Error> {
+        let org = organizations::Entity::find_by_id(ctx.org().as_uuid())
+            .one(db)
+            .await
+            .map_err(Error::internal)?
+            .ok_or(Error::not_found("organization"))?;
+        let settings = OrganizationSettings::from_stored(&org.settings);
+        let currency = org.currency.parse().map_err(Error::internal)?;
+        let country = serde_json::from_value(serde_json::Value::String(org.country))
+            .map_err(Error::internal)?;
+        Ok(Self {
+            scope: Scope::of(ctx, settings.record_visibility),
+            settings,
+            currency,
+            country,
+        })
+    }
+}

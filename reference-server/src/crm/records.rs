@@ -1,58 +1,118 @@
-//! What tickets, activities and targets share: the caller's visibility scope, the rules
-//! for assigning a record to a member, the records an activity can be about, and text
-//! checks.
+//! What tickets, activities and targets share: reading ids, times, dates and choices
+//! into [`Checks`], the rules for (re)assigning a record, and the records an activity
+//! can be about.
 
-use chrono::{DateTime, Utc};
-use edge_core::{Country, Currency, Error, FieldError, OrgId};
+use chrono::{DateTime, NaiveDate, Utc};
+use edge_core::{Error, OrgId};
 use edge_tenancy::{Permission, TenantContext};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 
+use super::fields::{Checks, caller, check_assignee};
+use super::list::ListQuery;
 use super::visibility::Scope;
 use crate::entities::memberships;
-use crate::organization_settings::OrganizationSettings;
 
 pub(crate) fn db_err(e: sea_orm::DbErr) -> Error {
     Error::internal(e)
 }
 
-/// What a CRM service needs to know about the caller's organization.
-#[derive(Debug, Clone)]
-pub struct OrgFacts {
-    /// Its vocabulary and settings.
-    pub settings: OrganizationSettings,
-    /// What the caller may see under its `record_visibility` setting.
-    pub scope: Scope,
-    /// Its country (phone numbers in searches, the local day of target periods).
-    pub country: Country,
-    /// Its currency (money values, revenue targets).
-    pub currency: Currency,
+/// Reading the values of tickets, activities and targets into [`Checks`]: each returns
+/// `None` (after recording the problem) when the value is unusable.
+pub trait RecordChecks {
+    /// `value`, or "is required" on `field` when it is absent.
+    fn required<T>(&mut self, field: &str, value: Option<T>) -> Option<T>;
+    /// An id (a UUID).
+    fn id(&mut self, field: &str, value: &str) -> Option<uuid::Uuid>;
+    /// An RFC 3339 date and time with a zone.
+    fn time(&mut self, field: &str, value: &str) -> Option<DateTime<Utc>>;
+    /// A calendar date, `YYYY-MM-DD`.
+    fn date(&mut self, field: &str, value: &str) -> Option<NaiveDate>;
+    /// One of `choices`, named in the message when it is not.
+    fn choice(
+        &mut self,
+        field: &str,
+        value: &str,
+        choices: &[&'static str],
+    ) -> Option<&'static str>;
 }
 
-/// Reads the caller's organization once for a request.
-pub async fn org_facts(db: &DatabaseConnection, ctx: &TenantContext) -> Result<OrgFacts, Error> {
-    let org = crate::identity::organization::get(db, ctx).await?;
-    let settings = OrganizationSettings::from_stored(&org.settings);
-    let country = Country::ALL
-        .into_iter()
-        .find(|c| c.iso_code() == org.country)
-        .unwrap_or(Country::Kenya);
-    let currency: Currency = org.currency.parse().map_err(Error::internal)?;
-    Ok(OrgFacts {
-        scope: Scope::of(ctx, settings.record_visibility),
-        settings,
-        country,
-        currency,
-    })
+impl RecordChecks for Checks {
+    fn required<T>(&mut self, field: &str, value: Option<T>) -> Option<T> {
+        if value.is_none() {
+            self.fail(field, "is required");
+        }
+        value
+    }
+
+    fn id(&mut self, field: &str, value: &str) -> Option<uuid::Uuid> {
+        let id = uuid::Uuid::parse_str(value.trim()).ok();
+        if id.is_none() {
+            self.fail(field, "must be an id (a UUID)");
+        }
+        id
+    }
+
+    fn time(&mut self, field: &str, value: &str) -> Option<DateTime<Utc>> {
+        let time = DateTime::parse_from_rfc3339(value.trim())
+            .ok()
+            .map(|t| t.with_timezone(&Utc));
+        if time.is_none() {
+            self.fail(
+                field,
+                "must be a date and time with a zone, like 2026-01-31T17:00:00+03:00",
+            );
+        }
+        time
+    }
+
+    fn date(&mut self, field: &str, value: &str) -> Option<NaiveDate> {
+        let date = NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d").ok();
+        if date.is_none() {
+            self.fail(field, "must be a date, YYYY-MM-DD");
+        }
+        date
+    }
+
+    fn choice(
+        &mut self,
+        field: &str,
+        value: &str,
+        choices: &[&'static str],
+    ) -> Option<&'static str> {
+        let found = choices.iter().copied().find(|c| *c == value.trim());
+        if found.is_none() {
+            self.fail(field, format!("must be one of: {}", choices.join(", ")));
+        }
+        found
+    }
+}
+
+/// A list filter taking one value of `choices` or several, comma-separated
+/// (`status=open,pending`).
+pub fn choices(
+    query: &ListQuery,
+    name: &str,
+    choices: &[&'static str],
+) -> Result<Option<Vec<&'static str>>, Error> {
+    let Some(text) = query.text(name) else {
+        return Ok(None);
+    };
+    let mut checks = Checks::new();
+    let values: Vec<&'static str> = text
+        .split(',')
+        .filter_map(|value| checks.choice(name, value, choices))
+        .collect();
+    checks.finish()?;
+    Ok(Some(values))
 }
 
 /// Checks a change of the member a record is assigned to (`field` names it for errors).
 ///
-/// Assigning to yourself, or clearing an assignment of your own, needs no more than the
-/// write permission the route already asked for; any other change (assigning to
-/// someone else, or taking a record away from someone) needs `CrmAssign`. The new
-/// person must be an active member of the organization.
+/// Assigning to yourself, or clearing your own assignment, needs no more than the write
+/// permission the route already asked for; assigning to someone else, or taking a record
+/// away from someone else, needs `crm_assign`. The new person must be an active member.
 pub async fn check_assignment<C: ConnectionTrait>(
     conn: &C,
     ctx: &TenantContext,
@@ -60,46 +120,11 @@ pub async fn check_assignment<C: ConnectionTrait>(
     current: Option<uuid::Uuid>,
     new: Option<uuid::Uuid>,
 ) -> Result<(), Error> {
-    if current == new {
-        return Ok(());
-    }
-    let me = ctx.user().map(|u| u.as_uuid());
-    let own = match new {
-        Some(person) => Some(person) == me,
-        None => current.is_some() && current == me,
-    };
-    if !own && !ctx.can(Permission::CrmAssign) {
-        return Err(Error::Forbidden(format!(
-            "assigning records to other members needs the {} permission ({field})",
-            Permission::CrmAssign
-        )));
-    }
-    if let Some(person) = new {
-        ensure_active_member(conn, ctx.org(), field, person).await?;
-    }
-    Ok(())
-}
-
-/// Refuses (422 on `field`) a user who is not an active member of `org`.
-pub async fn ensure_active_member<C: ConnectionTrait>(
-    conn: &C,
-    org: OrgId,
-    field: &str,
-    user: uuid::Uuid,
-) -> Result<(), Error> {
-    let member = memberships::Entity::find()
-        .filter(memberships::Column::OrganizationId.eq(org.as_uuid()))
-        .filter(memberships::Column::UserId.eq(user))
-        .filter(memberships::Column::Status.eq("active"))
-        .one(conn)
-        .await
-        .map_err(db_err)?;
-    match member {
-        Some(_) => Ok(()),
-        None => Err(Error::invalid(
-            field,
-            "is not an active member of this organization",
-        )),
+    match new {
+        _ if new == current => Ok(()),
+        Some(person) => check_assignee(conn, ctx, field, person).await,
+        None if current.is_some() && current == caller(ctx) => Ok(()),
+        None => ctx.require(Permission::CrmAssign),
     }
 }
 
@@ -109,11 +134,14 @@ pub async fn is_active_member<C: ConnectionTrait>(
     org: OrgId,
     user: uuid::Uuid,
 ) -> Result<bool, Error> {
-    match ensure_active_member(conn, org, "user", user).await {
-        Ok(()) => Ok(true),
-        Err(Error::Validation(_)) => Ok(false),
-        Err(e) => Err(e),
-    }
+    let member = memberships::Entity::find()
+        .filter(memberships::Column::OrganizationId.eq(org.as_uuid()))
+        .filter(memberships::Column::UserId.eq(user))
+        .filter(memberships::Column::Status.eq("active"))
+        .one(conn)
+        .await
+        .map_err(db_err)?;
+    Ok(member.is_some())
 }
 
 /// The kinds of record an activity can be about.
@@ -138,6 +166,9 @@ impl SubjectType {
         SubjectType::Deal,
         SubjectType::Ticket,
     ];
+
+    /// The wire names, in the same order.
+    pub const NAMES: [&'static str; 4] = ["prospect", "relationship", "deal", "ticket"];
 
     /// The wire name, also the value stored in `activities.subject_type`.
     pub const fn as_str(self) -> &'static str {
@@ -179,6 +210,10 @@ impl SubjectType {
 /// Checks that a record exists in the caller's organization, is not deleted and is
 /// visible in `scope`; otherwise a 422 on `field` ("no such prospect"), the same whether
 /// it is missing, deleted, another tenant's or hidden from the caller.
+///
+/// The lookup is one backend-neutral statement on the subject's table (each has
+/// `organization_id`, `id`, `deleted_at` and its owner columns), so a kind of record
+/// needs no code here beyond its table and owner columns.
 pub async fn ensure_subject<C: ConnectionTrait>(
     conn: &C,
     org: OrgId,
@@ -197,8 +232,7 @@ pub async fn ensure_subject<C: ConnectionTrait>(
         .and_where(Expr::col(Alias::new("organization_id")).eq(org.as_uuid()))
         .and_where(Expr::col(Alias::new("id")).eq(id))
         .and_where(Expr::col(Alias::new("deleted_at")).is_null());
-    let row = conn.query_one(&select).await.map_err(db_err)?;
-    let visible = match row {
+    let visible = match conn.query_one(&select).await.map_err(db_err)? {
         None => false,
         Some(row) => {
             let mut owners = Vec::new();
@@ -238,132 +272,57 @@ pub async fn source_prospect<C: ConnectionTrait>(
     }
 }
 
-/// `value`, or a problem "is required" on `field` when it is absent.
-pub fn require<T>(problems: &mut Vec<FieldError>, field: &str, value: Option<T>) -> Option<T> {
-    if value.is_none() {
-        problems.push(FieldError::new(field, "is required"));
-    }
-    value
-}
-
-/// Trims `value` and checks it has 1 to `max` characters.
-pub fn required_text(
-    problems: &mut Vec<FieldError>,
-    field: &str,
-    value: &str,
-    max: usize,
-) -> String {
-    let value = value.trim();
-    if value.is_empty() || value.chars().count() > max {
-        problems.push(FieldError::new(
-            field,
-            format!("must be 1 to {max} characters"),
-        ));
-    }
-    value.to_owned()
-}
-
-/// Trims `value` and checks it has at most `max` characters; empty becomes `None`.
-pub fn optional_text(
-    problems: &mut Vec<FieldError>,
-    field: &str,
-    value: Option<&str>,
-    max: usize,
-) -> Option<String> {
-    let value = value.map(str::trim).filter(|v| !v.is_empty())?;
-    if value.chars().count() > max {
-        problems.push(FieldError::new(
-            field,
-            format!("must be at most {max} characters"),
-        ));
-    }
-    Some(value.to_owned())
-}
-
-/// Parses a UUID; a problem on `field` otherwise.
-pub fn parse_uuid(problems: &mut Vec<FieldError>, field: &str, value: &str) -> Option<uuid::Uuid> {
-    match uuid::Uuid::parse_str(value.trim()) {
-        Ok(id) => Some(id),
-        Err(_) => {
-            problems.push(FieldError::new(field, "must be an id (a UUID)"));
-            None
-        }
-    }
-}
-
-/// Parses an RFC 3339 date-time (`2026-01-31T17:00:00Z`, `2026-01-31T20:00:00+03:00`).
-pub fn parse_time(
-    problems: &mut Vec<FieldError>,
-    field: &str,
-    value: &str,
-) -> Option<DateTime<Utc>> {
-    match DateTime::parse_from_rfc3339(value.trim()) {
-        Ok(time) => Some(time.with_timezone(&Utc)),
-        Err(_) => {
-            problems.push(FieldError::new(
-                field,
-                "must be a date and time with a zone, like 2026-01-31T17:00:00+03:00",
-            ));
-            None
-        }
-    }
-}
-
-/// Parses one of `choices`; a problem on `field` listing them otherwise.
-pub fn parse_choice(
-    problems: &mut Vec<FieldError>,
-    field: &str,
-    value: &str,
-    choices: &[&'static str],
-) -> Option<&'static str> {
-    let found = choices.iter().copied().find(|c| *c == value.trim());
-    if found.is_none() {
-        problems.push(FieldError::new(
-            field,
-            format!("must be one of: {}", choices.join(", ")),
-        ));
-    }
-    found
-}
-
-/// `Err(Validation)` with the problems, if any.
-pub fn finish(problems: Vec<FieldError>) -> Result<(), Error> {
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Validation(problems))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn subject_types_round_trip() {
-        for kind in SubjectType::ALL {
-            assert_eq!(SubjectType::parse(kind.as_str()), Some(kind));
-            assert_eq!(
-                serde_json::to_value(kind).unwrap(),
-                serde_json::json!(kind.as_str())
-            );
+        for (kind, name) in SubjectType::ALL.into_iter().zip(SubjectType::NAMES) {
+            assert_eq!(kind.as_str(), name);
+            assert_eq!(SubjectType::parse(name), Some(kind));
+            assert_eq!(serde_json::to_value(kind).unwrap(), serde_json::json!(name));
         }
         assert_eq!(SubjectType::parse("lead"), None);
     }
 
     #[test]
-    fn text_is_trimmed_and_bounded() {
-        let mut problems = Vec::new();
-        assert_eq!(required_text(&mut problems, "subject", "  Hi ", 10), "Hi");
-        assert!(problems.is_empty());
-        required_text(&mut problems, "subject", "   ", 10);
-        required_text(&mut problems, "title", "elevenchars", 10);
-        assert_eq!(optional_text(&mut problems, "body", Some("  "), 5), None);
-        assert_eq!(optional_text(&mut problems, "body", None, 5), None);
-        optional_text(&mut problems, "body", Some("toolong"), 5);
+    fn values_are_read_or_named() {
+        let mut checks = Checks::new();
+        assert!(checks.required("subject", Some("x")).is_some());
+        assert!(
+            checks
+                .id("relationship_id", "0190d6e0-0000-7000-8000-000000000000")
+                .is_some()
+        );
+        assert!(checks.time("due_at", "2026-01-31T17:00:00+03:00").is_some());
+        assert!(checks.date("period_start", "2026-01-31").is_some());
+        assert_eq!(
+            checks.choice("kind", " call ", &["note", "call"]),
+            Some("call")
+        );
+        assert!(checks.finish().is_ok());
+
+        let mut checks = Checks::new();
+        assert!(checks.required::<&str>("subject", None).is_none());
+        assert!(checks.id("relationship_id", "42").is_none());
+        assert!(checks.time("due_at", "tomorrow").is_none());
+        assert!(checks.date("period_start", "31/01/2026").is_none());
+        assert!(checks.choice("kind", "email", &["note", "call"]).is_none());
+        let Err(Error::Validation(problems)) = checks.finish() else {
+            panic!("expected a validation error");
+        };
         let fields: Vec<_> = problems.iter().map(|p| p.field.as_str()).collect();
-        assert_eq!(fields, ["subject", "title", "body"]);
-        assert!(finish(problems).is_err());
-        assert!(finish(Vec::new()).is_ok());
+        assert_eq!(
+            fields,
+            [
+                "subject",
+                "relationship_id",
+                "due_at",
+                "period_start",
+                "kind"
+            ]
+        );
+        assert_eq!(problems[4].message, "must be one of: note, call");
     }
 }

@@ -24,7 +24,7 @@
 //! members when the target is set.
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
-use edge_core::{Country, Currency, Error, FieldError, Money, OrgId, Page};
+use edge_core::{Country, Currency, Error, Money, Page};
 use edge_tenancy::{Permission, TenantContext};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
 use sea_orm::{
@@ -34,12 +34,10 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::CrmContext;
+use super::fields::{Checks, caller, check_assignee};
 use super::list::{ListQuery, ListSpec, SortKind, SortValue, Sortable};
-use super::records::{
-    OrgFacts, db_err, ensure_active_member, finish, org_facts, parse_choice, require,
-    required_text,
-};
-use super::tickets::choices;
+use super::records::{RecordChecks, choices, db_err};
 use super::visibility::Scope;
 use crate::audit::{self, Actor, ClientInfo};
 use crate::entities::{activities, targets};
@@ -177,55 +175,40 @@ fn percent(achieved: i64, goal: i64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-fn parse_date(problems: &mut Vec<FieldError>, field: &str, value: &str) -> Option<NaiveDate> {
-    match NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d") {
-        Ok(day) => Some(day),
-        Err(_) => {
-            problems.push(FieldError::new(field, "must be a date, YYYY-MM-DD"));
-            None
-        }
-    }
-}
-
 /// Reads a goal for `metric`: money in `currency` for revenue, a count otherwise.
 /// Returns minor units or the count, and the currency for money.
 fn parse_goal(
-    problems: &mut Vec<FieldError>,
+    checks: &mut Checks,
     metric: &str,
     value: &Value,
     currency: Currency,
 ) -> Option<(i64, Option<Currency>)> {
     if metric == "revenue_won" {
-        let shape = || {
-            FieldError::new(
-                "goal",
-                format!(
-                    "must be money in {currency}, like {{\"amount\": \"150000.00\", \"currency\": \"{currency}\"}}"
-                ),
-            )
-        };
+        let shape = format!(
+            "must be money in {currency}, like {{\"amount\": \"150000.00\", \"currency\": \"{currency}\"}}"
+        );
         let (Some(amount), Some(code)) = (
             value.get("amount").and_then(Value::as_str),
             value.get("currency").and_then(Value::as_str),
         ) else {
-            problems.push(shape());
+            checks.fail("goal", shape);
             return None;
         };
         if !code.trim().eq_ignore_ascii_case(currency.code()) {
-            problems.push(FieldError::new(
+            checks.fail(
                 "goal.currency",
                 format!("must be {currency}, the organization's currency"),
-            ));
+            );
             return None;
         }
         return match Money::parse(amount, currency) {
             Ok(money) if money.minor() > 0 => Some((money.minor(), Some(currency))),
             Ok(_) => {
-                problems.push(FieldError::new("goal.amount", "must be more than zero"));
+                checks.fail("goal.amount", "must be more than zero");
                 None
             }
             Err(e) => {
-                problems.push(FieldError::new("goal.amount", e.to_string()));
+                checks.fail("goal.amount", e.to_string());
                 None
             }
         };
@@ -233,10 +216,10 @@ fn parse_goal(
     match value.as_i64() {
         Some(count) if count > 0 => Some((count, None)),
         _ => {
-            problems.push(FieldError::new(
+            checks.fail(
                 "goal",
                 format!("must be a whole number above zero for {metric}"),
-            ));
+            );
             None
         }
     }
@@ -245,30 +228,32 @@ fn parse_goal(
 /// Parses, de-duplicates and checks the members a target names.
 async fn parse_users<C: ConnectionTrait>(
     conn: &C,
-    org: OrgId,
-    problems: &mut Vec<FieldError>,
+    ctx: &TenantContext,
+    checks: &mut Checks,
     values: &[String],
 ) -> Result<Vec<uuid::Uuid>, Error> {
     if values.len() > MAX_USERS {
-        problems.push(FieldError::new(
-            "user_ids",
-            format!("must name at most {MAX_USERS} members"),
-        ));
+        checks.fail("user_ids", format!("must name at most {MAX_USERS} members"));
         return Ok(Vec::new());
     }
     let mut users = Vec::new();
     for (i, text) in values.iter().enumerate() {
         let field = format!("user_ids[{i}]");
         let Ok(user) = uuid::Uuid::parse_str(text.trim()) else {
-            problems.push(FieldError::new(field, "must be a user id (a UUID)"));
+            checks.fail(field, "must be a user id (a UUID)");
             continue;
         };
         if users.contains(&user) {
             continue;
         }
-        match ensure_active_member(conn, org, &field, user).await {
+        // Setting targets needs crm_assign, so this checks membership only.
+        match check_assignee(conn, ctx, &field, user).await {
             Ok(()) => users.push(user),
-            Err(Error::Validation(mut p)) => problems.append(&mut p),
+            Err(Error::Validation(problems)) => {
+                for problem in problems {
+                    checks.fail(problem.field, problem.message);
+                }
+            }
             Err(e) => return Err(e),
         }
     }
@@ -401,14 +386,11 @@ async fn find<C: ConnectionTrait>(
         .ok_or(Error::not_found("target"))
 }
 
-fn check_period(problems: &mut Vec<FieldError>, start: Option<NaiveDate>, end: Option<NaiveDate>) {
+fn check_period(checks: &mut Checks, start: Option<NaiveDate>, end: Option<NaiveDate>) {
     if let (Some(start), Some(end)) = (start, end)
         && end < start
     {
-        problems.push(FieldError::new(
-            "period_end",
-            "must be on or after period_start",
-        ));
+        checks.fail("period_end", "must be on or after period_start");
     }
 }
 
@@ -421,31 +403,35 @@ pub async fn create(
     input: NewTarget,
 ) -> Result<TargetView, Error> {
     ctx.require(Permission::CrmAssign)?;
-    let facts: OrgFacts = org_facts(db, ctx).await?;
-    let mut problems = Vec::new();
-    let name = require(&mut problems, "name", input.name.as_deref())
-        .map(|text| required_text(&mut problems, "name", text, MAX_NAME))
+    let cx = CrmContext::load(db, ctx).await?;
+    let mut checks = Checks::new();
+    let name = checks
+        .required("name", input.name.as_deref())
+        .map(|text| checks.text("name", text, MAX_NAME))
         .unwrap_or_default();
-    let metric = require(&mut problems, "metric", input.metric.as_deref())
-        .and_then(|text| parse_choice(&mut problems, "metric", text, &METRICS));
-    let start = require(&mut problems, "period_start", input.period_start.as_deref())
-        .and_then(|text| parse_date(&mut problems, "period_start", text));
-    let end = require(&mut problems, "period_end", input.period_end.as_deref())
-        .and_then(|text| parse_date(&mut problems, "period_end", text));
-    check_period(&mut problems, start, end);
-    let goal = match (metric, require(&mut problems, "goal", input.goal.as_ref())) {
-        (Some(metric), Some(value)) => parse_goal(&mut problems, metric, value, facts.currency),
+    let metric = checks
+        .required("metric", input.metric.as_deref())
+        .and_then(|text| checks.choice("metric", text, &METRICS));
+    let start = checks
+        .required("period_start", input.period_start.as_deref())
+        .and_then(|text| checks.date("period_start", text));
+    let end = checks
+        .required("period_end", input.period_end.as_deref())
+        .and_then(|text| checks.date("period_end", text));
+    check_period(&mut checks, start, end);
+    let goal = match (metric, checks.required("goal", input.goal.as_ref())) {
+        (Some(metric), Some(value)) => parse_goal(&mut checks, metric, value, cx.currency),
         _ => None,
     };
     let txn = db.begin().await.map_err(db_err)?;
     let users = parse_users(
         &txn,
-        ctx.org(),
-        &mut problems,
+        ctx,
+        &mut checks,
         input.user_ids.as_deref().unwrap_or_default(),
     )
     .await?;
-    finish(problems)?;
+    checks.finish()?;
     let (Some(metric), Some(start), Some(end), Some((goal, currency))) = (metric, start, end, goal)
     else {
         return Err(Error::invalid("goal", "is required"));
@@ -460,7 +446,7 @@ pub async fn create(
         period_end: end,
         goal,
         currency: currency.map(|c| c.code().to_owned()),
-        created_by: ctx.user().map(|u| u.as_uuid()),
+        created_by: caller(ctx),
         created_at: now,
         updated_at: now,
         deleted_at: None,
@@ -482,7 +468,7 @@ pub async fn create(
         .record(&txn, client, now)
         .await?;
     txn.commit().await.map_err(db_err)?;
-    view(db, row, facts.country).await
+    view(db, row, cx.country).await
 }
 
 /// Lists the targets the caller may see, each with its progress.
@@ -492,18 +478,14 @@ pub async fn list(
     pairs: Vec<(String, String)>,
 ) -> Result<Page<TargetView>, Error> {
     ctx.require(Permission::CrmRead)?;
-    let facts = org_facts(db, ctx).await?;
-    let me = ctx.user().map(|u| u.as_uuid());
-    let query = ListQuery::parse(pairs, LIST, &facts.settings, me, facts.country)?;
+    let cx = CrmContext::load(db, ctx).await?;
+    let me = caller(ctx);
+    let query = ListQuery::parse(pairs, LIST, &cx.settings, me, cx.country)?;
     let mut select = targets::Entity::find()
         .filter(targets::Column::OrganizationId.eq(ctx.org().as_uuid()))
         .filter(targets::Column::DeletedAt.is_null());
-    if let Some(user) = facts.scope.restricted_to() {
-        select = select.filter(
-            Condition::any()
-                .add(names_nobody())
-                .add(names_user(user)),
-        );
+    if let Some(user) = cx.scope.restricted_to() {
+        select = select.filter(Condition::any().add(names_nobody()).add(names_user(user)));
     }
     if let Some(metrics) = choices(&query, "metric", &METRICS)? {
         select = select.filter(targets::Column::Metric.is_in(metrics));
@@ -522,9 +504,9 @@ pub async fn list(
         }
     }
     if let Some(text) = query.text("active_on") {
-        let mut problems = Vec::new();
-        let day = parse_date(&mut problems, "active_on", text);
-        finish(problems)?;
+        let mut checks = Checks::new();
+        let day = checks.date("active_on", text);
+        checks.finish()?;
         if let Some(day) = day {
             select = select
                 .filter(targets::Column::PeriodStart.lte(day))
@@ -546,7 +528,7 @@ pub async fn list(
     );
     let mut items = Vec::with_capacity(page.items.len());
     for row in page.items {
-        items.push(view(db, row, facts.country).await?);
+        items.push(view(db, row, cx.country).await?);
     }
     Ok(Page {
         items,
@@ -575,9 +557,9 @@ pub async fn get(
     id: uuid::Uuid,
 ) -> Result<TargetView, Error> {
     ctx.require(Permission::CrmRead)?;
-    let facts = org_facts(db, ctx).await?;
-    let row = find(db, ctx, facts.scope, id).await?;
-    view(db, row, facts.country).await
+    let cx = CrmContext::load(db, ctx).await?;
+    let row = find(db, ctx, cx.scope, id).await?;
+    view(db, row, cx.country).await
 }
 
 /// Changes a target's name, members, period or goal.
@@ -590,44 +572,44 @@ pub async fn update(
     patch: TargetPatch,
 ) -> Result<TargetView, Error> {
     ctx.require(Permission::CrmAssign)?;
-    let facts = org_facts(db, ctx).await?;
+    let cx = CrmContext::load(db, ctx).await?;
     let txn = db.begin().await.map_err(db_err)?;
-    let current = find(&txn, ctx, facts.scope, id).await?;
-    let mut problems = Vec::new();
+    let current = find(&txn, ctx, cx.scope, id).await?;
+    let mut checks = Checks::new();
     if let Some(metric) = patch.metric.as_deref()
         && metric.trim() != current.metric
     {
-        problems.push(FieldError::new(
+        checks.fail(
             "metric",
             "cannot change; set a new target for another metric",
-        ));
+        );
     }
     let name = patch
         .name
         .as_deref()
-        .map(|text| required_text(&mut problems, "name", text, MAX_NAME));
+        .map(|text| checks.text("name", text, MAX_NAME));
     let start = patch
         .period_start
         .as_deref()
-        .and_then(|text| parse_date(&mut problems, "period_start", text));
+        .and_then(|text| checks.date("period_start", text));
     let end = patch
         .period_end
         .as_deref()
-        .and_then(|text| parse_date(&mut problems, "period_end", text));
+        .and_then(|text| checks.date("period_end", text));
     check_period(
-        &mut problems,
+        &mut checks,
         Some(start.unwrap_or(current.period_start)),
         Some(end.unwrap_or(current.period_end)),
     );
     let goal = patch
         .goal
         .as_ref()
-        .and_then(|value| parse_goal(&mut problems, &current.metric, value, facts.currency));
+        .and_then(|value| parse_goal(&mut checks, &current.metric, value, cx.currency));
     let users = match &patch.user_ids {
-        Some(values) => Some(parse_users(&txn, ctx.org(), &mut problems, values).await?),
+        Some(values) => Some(parse_users(&txn, ctx, &mut checks, values).await?),
         None => None,
     };
-    finish(problems)?;
+    checks.finish()?;
 
     let mut next = current.clone();
     let mut changed: Vec<&str> = Vec::new();
@@ -657,7 +639,7 @@ pub async fn update(
     }
     if changed.is_empty() {
         txn.commit().await.map_err(db_err)?;
-        return view(db, current, facts.country).await;
+        return view(db, current, cx.country).await;
     }
     next.updated_at = now;
     targets::Entity::update_many()
@@ -666,7 +648,10 @@ pub async fn update(
         .col_expr(targets::Column::PeriodStart, Expr::value(next.period_start))
         .col_expr(targets::Column::PeriodEnd, Expr::value(next.period_end))
         .col_expr(targets::Column::Goal, Expr::value(next.goal))
-        .col_expr(targets::Column::Currency, Expr::value(next.currency.clone()))
+        .col_expr(
+            targets::Column::Currency,
+            Expr::value(next.currency.clone()),
+        )
         .col_expr(targets::Column::UpdatedAt, Expr::value(now))
         .filter(targets::Column::OrganizationId.eq(current.organization_id))
         .filter(targets::Column::Id.eq(current.id))
@@ -685,7 +670,7 @@ pub async fn update(
         .record(&txn, client, now)
         .await?;
     txn.commit().await.map_err(db_err)?;
-    view(db, next, facts.country).await
+    view(db, next, cx.country).await
 }
 
 /// Deletes a target (soft).
@@ -697,9 +682,9 @@ pub async fn delete(
     id: uuid::Uuid,
 ) -> Result<(), Error> {
     ctx.require(Permission::CrmAssign)?;
-    let facts = org_facts(db, ctx).await?;
+    let cx = CrmContext::load(db, ctx).await?;
     let txn = db.begin().await.map_err(db_err)?;
-    let current = find(&txn, ctx, facts.scope, id).await?;
+    let current = find(&txn, ctx, cx.scope, id).await?;
     let deleted = targets::Entity::update_many()
         .col_expr(targets::Column::DeletedAt, Expr::value(now))
         .col_expr(targets::Column::UpdatedAt, Expr::value(now))
@@ -750,10 +735,10 @@ mod tests {
 
     #[test]
     fn goals_take_the_metric_form() {
-        let mut problems = Vec::new();
+        let mut checks = Checks::new();
         assert_eq!(
             parse_goal(
-                &mut problems,
+                &mut checks,
                 "revenue_won",
                 &json!({"amount": "150000.00", "currency": "KES"}),
                 Currency::Kes
@@ -761,19 +746,28 @@ mod tests {
             Some((15_000_000, Some(Currency::Kes)))
         );
         assert_eq!(
-            parse_goal(&mut problems, "deals_won", &json!(12), Currency::Kes),
+            parse_goal(&mut checks, "deals_won", &json!(12), Currency::Kes),
             Some((12, None))
         );
-        assert!(problems.is_empty());
+        assert!(checks.finish().is_ok());
+        let mut checks = Checks::new();
         parse_goal(
-            &mut problems,
+            &mut checks,
             "revenue_won",
             &json!({"amount": "10.00", "currency": "USD"}),
             Currency::Kes,
         );
-        parse_goal(&mut problems, "revenue_won", &json!(100), Currency::Kes);
-        parse_goal(&mut problems, "deals_won", &json!(0), Currency::Kes);
-        parse_goal(&mut problems, "activities_completed", &json!("5"), Currency::Kes);
+        parse_goal(&mut checks, "revenue_won", &json!(100), Currency::Kes);
+        parse_goal(&mut checks, "deals_won", &json!(0), Currency::Kes);
+        parse_goal(
+            &mut checks,
+            "activities_completed",
+            &json!("5"),
+            Currency::Kes,
+        );
+        let Err(Error::Validation(problems)) = checks.finish() else {
+            panic!("expected a validation error");
+        };
         let fields: Vec<_> = problems.iter().map(|p| p.field.as_str()).collect();
         assert_eq!(fields, ["goal.currency", "goal", "goal", "goal"]);
         assert!(problems[0].message.contains("KES"));

@@ -39,10 +39,11 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::CrmContext;
+use super::fields::{Checks, caller};
 use super::list::{ListQuery, ListSpec, SortKind, SortValue, Sortable};
 use super::records::{
-    OrgFacts, SubjectType, check_assignment, db_err, ensure_subject, finish, optional_text,
-    org_facts, parse_choice, parse_time, parse_uuid, require, required_text,
+    RecordChecks, SubjectType, check_assignment, choices, db_err, ensure_subject,
 };
 use super::visibility::Scope;
 use crate::audit::{self, Actor, ClientInfo};
@@ -293,42 +294,40 @@ pub async fn create(
     input: NewTicket,
 ) -> Result<TicketView, Error> {
     ctx.require(Permission::CrmWrite)?;
-    let mut problems = Vec::new();
-    let relationship = require(&mut problems, "relationship_id", input.relationship_id.as_deref())
-        .and_then(|text| parse_uuid(&mut problems, "relationship_id", text));
-    let subject = require(&mut problems, "subject", input.subject.as_deref())
-        .map(|text| required_text(&mut problems, "subject", text, MAX_SUBJECT))
+    let mut checks = Checks::new();
+    let relationship = checks
+        .required("relationship_id", input.relationship_id.as_deref())
+        .and_then(|text| checks.id("relationship_id", text));
+    let subject = checks
+        .required("subject", input.subject.as_deref())
+        .map(|text| checks.text("subject", text, MAX_SUBJECT))
         .unwrap_or_default();
-    let description = optional_text(
-        &mut problems,
-        "description",
-        input.description.as_deref(),
-        MAX_DESCRIPTION,
-    )
-    .unwrap_or_default();
+    let description = checks
+        .optional_text("description", input.description.as_deref(), MAX_DESCRIPTION)
+        .unwrap_or_default();
     let priority = match input.priority.as_deref() {
-        Some(text) => parse_choice(&mut problems, "priority", text, &PRIORITIES),
+        Some(text) => checks.choice("priority", text, &PRIORITIES),
         None => Some("normal"),
     };
     let assignee = input
         .assignee_id
         .as_deref()
-        .and_then(|text| parse_uuid(&mut problems, "assignee_id", text));
+        .and_then(|text| checks.id("assignee_id", text));
     let due_at = input
         .due_at
         .as_deref()
-        .and_then(|text| parse_time(&mut problems, "due_at", text));
-    finish(problems)?;
+        .and_then(|text| checks.time("due_at", text));
+    checks.finish()?;
     let (Some(relationship), Some(priority)) = (relationship, priority) else {
         return Err(Error::invalid("relationship_id", "is required"));
     };
 
-    let facts = org_facts(db, ctx).await?;
+    let cx = CrmContext::load(db, ctx).await?;
     let txn = db.begin().await.map_err(db_err)?;
     ensure_subject(
         &txn,
         ctx.org(),
-        facts.scope,
+        cx.scope,
         "relationship_id",
         SubjectType::Relationship,
         relationship,
@@ -346,7 +345,7 @@ pub async fn create(
         priority: priority.into(),
         assignee_id: assignee,
         due_at,
-        created_by: ctx.user().map(|u| u.as_uuid()),
+        created_by: caller(ctx),
         created_at: now,
         updated_at: now,
         resolved_at: None,
@@ -380,13 +379,13 @@ pub async fn list(
     pairs: Vec<(String, String)>,
 ) -> Result<Page<TicketView>, Error> {
     ctx.require(Permission::CrmRead)?;
-    let facts = org_facts(db, ctx).await?;
-    let me = ctx.user().map(|u| u.as_uuid());
-    let query = ListQuery::parse(pairs, LIST, &facts.settings, me, facts.country)?;
+    let cx = CrmContext::load(db, ctx).await?;
+    let me = caller(ctx);
+    let query = ListQuery::parse(pairs, LIST, &cx.settings, me, cx.country)?;
     let mut select = tickets::Entity::find()
         .filter(tickets::Column::OrganizationId.eq(ctx.org().as_uuid()))
         .filter(tickets::Column::DeletedAt.is_null());
-    if let Some(user) = facts.scope.restricted_to() {
+    if let Some(user) = cx.scope.restricted_to() {
         select = select.filter(
             Condition::any()
                 .add(tickets::Column::AssigneeId.eq(user))
@@ -410,24 +409,6 @@ pub async fn list(
     Ok(page.map(|row| TicketView::new(row, now)))
 }
 
-/// A comma-separated list of `choices` (`status=open,pending`).
-pub(crate) fn choices(
-    query: &ListQuery,
-    name: &str,
-    choices: &[&'static str],
-) -> Result<Option<Vec<&'static str>>, Error> {
-    let Some(text) = query.text(name) else {
-        return Ok(None);
-    };
-    let mut problems = Vec::new();
-    let values: Vec<&'static str> = text
-        .split(',')
-        .filter_map(|value| parse_choice(&mut problems, name, value, choices))
-        .collect();
-    finish(problems)?;
-    Ok(Some(values))
-}
-
 fn list_filters(
     query: &ListQuery,
     me: Option<uuid::Uuid>,
@@ -446,10 +427,7 @@ fn list_filters(
         Some("me") => match me {
             Some(me) => all = all.add(tickets::Column::AssigneeId.eq(me)),
             None => {
-                return Err(Error::invalid(
-                    "assignee_id",
-                    "`me` needs a signed-in user",
-                ));
+                return Err(Error::invalid("assignee_id", "`me` needs a signed-in user"));
             }
         },
         Some(text) => match text.parse::<uuid::Uuid>() {
@@ -484,8 +462,8 @@ pub async fn get(
     id: uuid::Uuid,
 ) -> Result<TicketDetail, Error> {
     ctx.require(Permission::CrmRead)?;
-    let facts = org_facts(db, ctx).await?;
-    let ticket = find(db, ctx, facts.scope, id).await?;
+    let cx = CrmContext::load(db, ctx).await?;
+    let ticket = find(db, ctx, cx.scope, id).await?;
     let comments = ticket_comments::Entity::find()
         .filter(ticket_comments::Column::OrganizationId.eq(ctx.org().as_uuid()))
         .filter(ticket_comments::Column::TicketId.eq(ticket.id))
@@ -511,47 +489,43 @@ pub async fn update(
     patch: TicketPatch,
 ) -> Result<TicketView, Error> {
     ctx.require(Permission::CrmWrite)?;
-    let mut problems = Vec::new();
+    let mut checks = Checks::new();
     let relationship = patch
         .relationship_id
         .as_deref()
-        .and_then(|text| parse_uuid(&mut problems, "relationship_id", text));
+        .and_then(|text| checks.id("relationship_id", text));
     let subject = patch
         .subject
         .as_deref()
-        .map(|text| required_text(&mut problems, "subject", text, MAX_SUBJECT));
+        .map(|text| checks.text("subject", text, MAX_SUBJECT));
     let description = patch.description.map(|text| {
-        optional_text(
-            &mut problems,
-            "description",
-            text.as_deref(),
-            MAX_DESCRIPTION,
-        )
-        .unwrap_or_default()
+        checks
+            .optional_text("description", text.as_deref(), MAX_DESCRIPTION)
+            .unwrap_or_default()
     });
     let status = patch
         .status
         .as_deref()
-        .and_then(|text| parse_choice(&mut problems, "status", text, &STATUSES));
+        .and_then(|text| checks.choice("status", text, &STATUSES));
     let priority = patch
         .priority
         .as_deref()
-        .and_then(|text| parse_choice(&mut problems, "priority", text, &PRIORITIES));
+        .and_then(|text| checks.choice("priority", text, &PRIORITIES));
     let assignee = patch.assignee_id.map(|value| {
         value
             .as_deref()
-            .and_then(|text| parse_uuid(&mut problems, "assignee_id", text))
+            .and_then(|text| checks.id("assignee_id", text))
     });
     let due_at = patch.due_at.map(|value| {
         value
             .as_deref()
-            .and_then(|text| parse_time(&mut problems, "due_at", text))
+            .and_then(|text| checks.time("due_at", text))
     });
-    finish(problems)?;
+    checks.finish()?;
 
-    let facts: OrgFacts = org_facts(db, ctx).await?;
+    let cx = CrmContext::load(db, ctx).await?;
     let txn = db.begin().await.map_err(db_err)?;
-    let current = find(&txn, ctx, facts.scope, id).await?;
+    let current = find(&txn, ctx, cx.scope, id).await?;
     let mut row = tickets::ActiveModel::default();
     let mut changed: Vec<&str> = Vec::new();
     let mut details = json!({});
@@ -579,7 +553,7 @@ pub async fn update(
         ensure_subject(
             &txn,
             ctx.org(),
-            facts.scope,
+            cx.scope,
             "relationship_id",
             SubjectType::Relationship,
             relationship,
@@ -664,9 +638,9 @@ pub async fn delete(
     id: uuid::Uuid,
 ) -> Result<(), Error> {
     ctx.require(Permission::CrmDelete)?;
-    let facts = org_facts(db, ctx).await?;
+    let cx = CrmContext::load(db, ctx).await?;
     let txn = db.begin().await.map_err(db_err)?;
-    let current = find(&txn, ctx, facts.scope, id).await?;
+    let current = find(&txn, ctx, cx.scope, id).await?;
     let deleted = tickets::Entity::update_many()
         .col_expr(tickets::Column::DeletedAt, Expr::value(now))
         .col_expr(tickets::Column::UpdatedAt, Expr::value(now))
@@ -694,11 +668,12 @@ pub async fn delete(
 }
 
 fn comment_body(input: CommentInput) -> Result<String, Error> {
-    let mut problems = Vec::new();
-    let body = require(&mut problems, "body", input.body.as_deref())
-        .map(|text| required_text(&mut problems, "body", text, MAX_COMMENT))
+    let mut checks = Checks::new();
+    let body = checks
+        .required("body", input.body.as_deref())
+        .map(|text| checks.text("body", text, MAX_COMMENT))
         .unwrap_or_default();
-    finish(problems)?;
+    checks.finish()?;
     Ok(body)
 }
 
@@ -738,15 +713,15 @@ pub async fn comment(
 ) -> Result<CommentView, Error> {
     ctx.require(Permission::CrmWrite)?;
     let body = comment_body(input)?;
-    let facts = org_facts(db, ctx).await?;
+    let cx = CrmContext::load(db, ctx).await?;
     let txn = db.begin().await.map_err(db_err)?;
-    let ticket = find(&txn, ctx, facts.scope, ticket_id).await?;
+    let ticket = find(&txn, ctx, cx.scope, ticket_id).await?;
     refuse_if_closed(&ticket)?;
     let row = ticket_comments::Model {
         organization_id: ticket.organization_id,
         id: uuid::Uuid::now_v7(),
         ticket_id: ticket.id,
-        author_id: ctx.user().map(|u| u.as_uuid()),
+        author_id: caller(ctx),
         body,
         created_at: now,
         updated_at: now,
@@ -794,11 +769,11 @@ pub async fn update_comment(
 ) -> Result<CommentView, Error> {
     ctx.require(Permission::CrmWrite)?;
     let body = comment_body(input)?;
-    let facts = org_facts(db, ctx).await?;
+    let cx = CrmContext::load(db, ctx).await?;
     let txn = db.begin().await.map_err(db_err)?;
-    let ticket = find(&txn, ctx, facts.scope, ticket_id).await?;
+    let ticket = find(&txn, ctx, cx.scope, ticket_id).await?;
     let current = find_comment(&txn, &ticket, comment_id).await?;
-    let me = ctx.user().map(|u| u.as_uuid());
+    let me = caller(ctx);
     if me.is_none() || current.author_id != me {
         return Err(Error::Forbidden(
             "only the author of a comment can edit it".into(),
@@ -839,9 +814,9 @@ pub async fn delete_comment(
     comment_id: uuid::Uuid,
 ) -> Result<(), Error> {
     ctx.require(Permission::CrmDelete)?;
-    let facts = org_facts(db, ctx).await?;
+    let cx = CrmContext::load(db, ctx).await?;
     let txn = db.begin().await.map_err(db_err)?;
-    let ticket = find(&txn, ctx, facts.scope, ticket_id).await?;
+    let ticket = find(&txn, ctx, cx.scope, ticket_id).await?;
     let current = find_comment(&txn, &ticket, comment_id).await?;
     ticket_comments::Entity::update_many()
         .col_expr(ticket_comments::Column::DeletedAt, Expr::value(now))
@@ -897,7 +872,10 @@ mod tests {
             ("closed", "resolved"),
         ] {
             assert!(
-                matches!(check_transition(&manager, from, to), Err(Error::Conflict(_))),
+                matches!(
+                    check_transition(&manager, from, to),
+                    Err(Error::Conflict(_))
+                ),
                 "{from} -> {to}"
             );
         }
@@ -916,6 +894,10 @@ mod tests {
         assert!(is_overdue("pending", past, now));
         assert!(!is_overdue("resolved", past, now));
         assert!(!is_overdue("open", None, now));
-        assert!(!is_overdue("open", Some(now + chrono::Duration::hours(1)), now));
+        assert!(!is_overdue(
+            "open",
+            Some(now + chrono::Duration::hours(1)),
+            now
+        ));
     }
 }

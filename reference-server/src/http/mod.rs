@@ -10,6 +10,8 @@ pub mod extract;
 pub mod health;
 pub mod middleware;
 pub mod organization;
+pub mod prospects;
+pub mod relationships;
 pub mod targets;
 pub mod tickets;
 pub mod usage;
@@ -239,6 +241,72 @@ pub fn catalog() -> Vec<ApiRoute> {
             "/wallet/entries",
             P(Perm::BillingRead),
             get(wallet::entries),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/prospects",
+            P(Perm::CrmRead),
+            get(prospects::list),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/prospects",
+            P(Perm::CrmWrite),
+            post(prospects::create),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/prospects/{id}",
+            P(Perm::CrmRead),
+            get(prospects::get),
+        ),
+        ApiRoute::new(
+            Method::PATCH,
+            "/prospects/{id}",
+            P(Perm::CrmWrite),
+            patch(prospects::update),
+        ),
+        ApiRoute::new(
+            Method::DELETE,
+            "/prospects/{id}",
+            P(Perm::CrmDelete),
+            delete(prospects::delete),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/prospects/{id}/convert",
+            P(Perm::CrmWrite),
+            post(prospects::convert),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/relationships",
+            P(Perm::CrmRead),
+            get(relationships::list),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/relationships",
+            P(Perm::CrmWrite),
+            post(relationships::create),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/relationships/{id}",
+            P(Perm::CrmRead),
+            get(relationships::get),
+        ),
+        ApiRoute::new(
+            Method::PATCH,
+            "/relationships/{id}",
+            P(Perm::CrmWrite),
+            patch(relationships::update),
+        ),
+        ApiRoute::new(
+            Method::DELETE,
+            "/relationships/{id}",
+            P(Perm::CrmDelete),
+            delete(relationships::delete),
         ),
         ApiRoute::new(
             Method::GET,

@@ -80,8 +80,7 @@ pub async fn comment(
     Path(id): Path<uuid::Uuid>,
     Json(input): Json<CommentInput>,
 ) -> Result<Response, ApiError> {
-    let comment =
-        tickets::comment(&state.db, &ctx, &client, state.clock.now(), id, input).await?;
+    let comment = tickets::comment(&state.db, &ctx, &client, state.clock.now(), id, input).await?;
     Ok((StatusCode::CREATED, Json(comment)).into_response())
 }
 

@@ -21,12 +21,12 @@
 //! Enumerated columns carry CHECK constraints with the values the service accepts.
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::{ConnectionTrait, DatabaseBackend};
 use sea_orm_migration::schema::{
-    big_integer, date, json, string_len as text, string_len_null as text_null,
-    text as long_text, text_null as long_text_null, timestamp_with_time_zone as time,
+    big_integer, date, json, string_len as text, string_len_null as text_null, text as long_text,
+    text_null as long_text_null, timestamp_with_time_zone as time,
     timestamp_with_time_zone_null as time_null, uuid, uuid_null,
 };
+use sea_orm_migration::sea_orm::{ConnectionTrait, DatabaseBackend};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;

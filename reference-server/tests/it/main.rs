@@ -11,6 +11,7 @@ mod errors;
 mod health;
 mod ledger;
 mod lifecycle;
+mod prospects;
 mod rate_limits;
 mod request_id;
 mod tenancy;

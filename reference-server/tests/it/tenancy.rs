@@ -33,6 +33,8 @@ struct World {
     api_key_id: String,
     api_key_prefix: String,
     invitation_id: String,
+    prospect_id: String,
+    relationship_id: String,
 }
 
 /// Calls `/api/v1{path}` with a bearer token and an optional JSON body.
@@ -53,7 +55,7 @@ pub async fn send(
     request.send().await.unwrap()
 }
 
-async fn invite_and_accept(app: &TestApp, admin: &str, email: &str, role: &str) -> Value {
+pub async fn invite_and_accept(app: &TestApp, admin: &str, email: &str, role: &str) -> Value {
     let invited = send(
         app,
         admin,
@@ -98,7 +100,29 @@ async fn world(app: &TestApp, name: &str, domain: &str) -> World {
     )
     .await;
     let pending: Value = pending.json().await.unwrap();
+    let prospect = send(
+        app,
+        &admin_token,
+        Method::POST,
+        "/prospects",
+        Some(json!({"name": format!("Lead of {name}"), "company": name, "phone": "0712345678", "tags": ["vip"]})),
+    )
+    .await;
+    assert_eq!(prospect.status(), 201);
+    let prospect: Value = prospect.json().await.unwrap();
+    let relationship = send(
+        app,
+        &admin_token,
+        Method::POST,
+        "/relationships",
+        Some(json!({"name": format!("Customer of {name}"), "phone": "0722000000"})),
+    )
+    .await;
+    assert_eq!(relationship.status(), 201);
+    let relationship: Value = relationship.json().await.unwrap();
     World {
+        prospect_id: prospect["id"].as_str().unwrap().to_owned(),
+        relationship_id: relationship["id"].as_str().unwrap().to_owned(),
         org: admin["organization"]["id"].as_str().unwrap().to_owned(),
         admin_token,
         admin_user: admin["user"]["id"].as_str().unwrap().to_owned(),
@@ -119,6 +143,10 @@ fn victim_path(path: &str, victim: &World) -> String {
         &victim.member_user
     } else if path.starts_with("/admin/organizations/") {
         &victim.org
+    } else if path.starts_with("/prospects/") {
+        &victim.prospect_id
+    } else if path.starts_with("/relationships/") {
+        &victim.relationship_id
     } else {
         assert!(
             !path.contains('{'),
@@ -162,6 +190,12 @@ fn sample_body(method: &Method, path: &str, victim: &World) -> Option<Value> {
             "reason": "harness",
             "idempotency_key": "harness-1",
         })),
+        ("POST", "/prospects") | ("POST", "/relationships") => {
+            Some(json!({"name": "Harness", "owner_id": victim.admin_user}))
+        }
+        ("PATCH", "/prospects/{id}") | ("PATCH", "/relationships/{id}") => {
+            Some(json!({"name": "Renamed by the harness"}))
+        }
         (_, _) if matches!(method.as_str(), "POST" | "PATCH" | "PUT") => Some(json!({})),
         _ => None,
     }
@@ -262,6 +296,8 @@ async fn every_route_keeps_tenants_apart(app: TestApp) {
         victim.api_key_id.clone(),
         victim.api_key_prefix.clone(),
         victim.invitation_id.clone(),
+        victim.prospect_id.clone(),
+        victim.relationship_id.clone(),
         "alpha.example".to_owned(),
         "Alpha Traders".to_owned(),
     ];
@@ -337,6 +373,8 @@ async fn the_permission_matrix_holds_over_http(app: TestApp) {
         api_key_id: uuid::Uuid::now_v7().to_string(),
         api_key_prefix: String::new(),
         invitation_id: String::new(),
+        prospect_id: uuid::Uuid::now_v7().to_string(),
+        relationship_id: uuid::Uuid::now_v7().to_string(),
     };
     let mut rows = 0;
     for (role, role_token) in &roles {

@@ -1,0 +1,492 @@
+//! Relationships: customers. Created directly or by converting a prospect
+//! ([`super::prospects::convert`]), in which case they keep a link to the prospect and
+//! its history.
+
+use chrono::{DateTime, Utc};
+use edge_core::{Error, Money, Msisdn};
+use edge_tenancy::{Permission, TenantContext};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter, TransactionTrait,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::custom_fields::{self, RecordKind};
+use super::fields::{Checks, caller, check_assignee};
+use super::list::{ListQuery, ListSpec, SortKind, SortValue, Sortable, search_text};
+use super::{CrmContext, tags};
+use crate::audit::{self, Actor, ClientInfo};
+use crate::entities::relationships;
+
+/// The fields of a relationship, for a create (`name` required) or a partial update
+/// (absent fields stay; `null` clears an optional one).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelationshipInput {
+    /// The customer's name.
+    pub name: Option<String>,
+    /// The company.
+    #[serde(default, deserialize_with = "crate::patch::nullable")]
+    pub company: Option<Option<String>>,
+    /// One phone number (shorthand for `phones: [phone]`).
+    pub phone: Option<String>,
+    /// Every phone number, the main one first.
+    pub phones: Option<Vec<String>>,
+    /// Email.
+    #[serde(default, deserialize_with = "crate::patch::nullable")]
+    pub email: Option<Option<String>>,
+    /// Industry (vocabulary `industries`).
+    #[serde(default, deserialize_with = "crate::patch::nullable")]
+    pub industry: Option<Option<String>>,
+    /// Services bought (vocabulary `services`).
+    pub services: Option<Vec<String>>,
+    /// The account manager; default the creator.
+    #[serde(default, deserialize_with = "crate::patch::nullable")]
+    pub account_manager_id: Option<Option<uuid::Uuid>>,
+    /// Happiness rating (vocabulary `happiness_ratings`).
+    #[serde(default, deserialize_with = "crate::patch::nullable")]
+    pub happiness: Option<Option<String>>,
+    /// Contract value, in the organization's currency.
+    #[serde(default, deserialize_with = "crate::patch::nullable")]
+    pub contract_value: Option<Option<Money>>,
+    /// Tags.
+    pub tags: Option<Vec<String>>,
+    /// Custom field values; `null` removes one.
+    pub custom_fields: Option<Map<String, Value>>,
+}
+
+/// A relationship as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct RelationshipView {
+    /// Id.
+    pub id: uuid::Uuid,
+    /// Name.
+    pub name: String,
+    /// Company.
+    pub company: Option<String>,
+    /// The main phone, E.164.
+    pub phone: Option<String>,
+    /// Every phone, E.164.
+    pub phones: Vec<String>,
+    /// Email.
+    pub email: Option<String>,
+    /// Industry.
+    pub industry: Option<String>,
+    /// Services bought.
+    pub services: Vec<String>,
+    /// Account manager.
+    pub account_manager_id: Option<uuid::Uuid>,
+    /// Happiness rating.
+    pub happiness: Option<String>,
+    /// Contract value.
+    pub contract_value: Option<Money>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Custom field values.
+    pub custom_fields: Value,
+    /// The prospect it was converted from.
+    pub prospect_id: Option<uuid::Uuid>,
+    /// Who created it.
+    pub created_by: Option<uuid::Uuid>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    serde_json::from_value(value.clone()).unwrap_or_default()
+}
+
+impl RelationshipView {
+    fn new(row: relationships::Model, cx: &CrmContext) -> Self {
+        Self {
+            id: row.id,
+            contract_value: row
+                .contract_value_minor
+                .map(|minor| Money::from_minor(minor, cx.currency)),
+            name: row.name,
+            company: row.company,
+            phone: row.phone,
+            phones: strings(&row.phones),
+            email: row.email,
+            industry: row.industry,
+            services: strings(&row.services),
+            account_manager_id: row.account_manager_id,
+            happiness: row.happiness,
+            tags: strings(&row.tags),
+            custom_fields: row.custom,
+            prospect_id: row.prospect_id,
+            created_by: row.created_by,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+/// The list: `GET /relationships`.
+pub const LIST: ListSpec = ListSpec {
+    tag_kind: Some("relationship"),
+    sorts: &[
+        Sortable {
+            name: "created_at",
+            kind: SortKind::Time,
+        },
+        Sortable {
+            name: "updated_at",
+            kind: SortKind::Time,
+        },
+        Sortable {
+            name: "name",
+            kind: SortKind::Text,
+        },
+    ],
+    default_sort: "-created_at",
+    owner_column: Some("account_manager_id"),
+    search_column: Some("search_text"),
+    custom_fields: Some(RecordKind::Relationship),
+    filters: &["industry", "happiness"],
+};
+
+async fn apply(
+    db: &impl ConnectionTrait,
+    ctx: &TenantContext,
+    cx: &CrmContext,
+    row: &mut relationships::Model,
+    input: RelationshipInput,
+    creating: bool,
+) -> Result<(), Error> {
+    let settings = &cx.settings;
+    let mut checks = Checks::new();
+    match &input.name {
+        Some(name) => row.name = checks.text("name", name, 200),
+        None if creating => checks.fail("name", "is required"),
+        None => {}
+    }
+    if let Some(company) = input.company {
+        row.company = checks.optional_text("company", company.as_deref(), 200);
+    }
+    let phones = match (input.phone, input.phones) {
+        (Some(_), Some(_)) => {
+            checks.fail("phone", "give either phone or phones, not both");
+            None
+        }
+        (Some(phone), None) => Some(checks.phones("phone", &[phone], cx.country)),
+        (None, Some(phones)) => Some(checks.phones("phones", &phones, cx.country)),
+        (None, None) => None,
+    };
+    if let Some(phones) = &phones {
+        row.phone = phones.first().map(|p| p.as_e164().to_owned());
+        row.phones = json!(phones.iter().map(Msisdn::as_e164).collect::<Vec<_>>());
+    }
+    if let Some(email) = input.email {
+        row.email = checks.email("email", email.as_deref());
+    }
+    if let Some(industry) = input.industry {
+        row.industry =
+            industry.map(|s| checks.vocabulary("industry", &s, &settings.industries, "industries"));
+    }
+    if let Some(services) = input.services {
+        row.services =
+            json!(checks.vocabulary_list("services", &services, &settings.services, "services"));
+    }
+    if let Some(happiness) = input.happiness {
+        row.happiness = happiness.map(|s| {
+            checks.vocabulary(
+                "happiness",
+                &s,
+                &settings.happiness_ratings,
+                "happiness_ratings",
+            )
+        });
+    }
+    if let Some(value) = input.contract_value {
+        row.contract_value_minor = value.map(|v| checks.money("contract_value", v, cx.currency));
+    }
+    if let Some(list) = input.tags
+        && let Some(list) = checks.absorb(tags::normalize(list))
+    {
+        row.tags = json!(list);
+    }
+    let custom_input = input.custom_fields.unwrap_or_default();
+    if creating || !custom_input.is_empty() {
+        let current = row.custom.as_object().cloned().unwrap_or_default();
+        if let Some(custom) = checks.absorb(custom_fields::apply(
+            &settings.custom_fields,
+            RecordKind::Relationship,
+            &current,
+            &custom_input,
+            creating,
+        )) {
+            row.custom = Value::Object(custom);
+        }
+    }
+    let manager = match input.account_manager_id {
+        Some(manager) => manager,
+        None if creating => caller(ctx),
+        None => row.account_manager_id,
+    };
+    checks.finish()?;
+    if manager != row.account_manager_id || creating {
+        if let Some(manager) = manager {
+            check_assignee(db, ctx, "account_manager_id", manager).await?;
+        } else if !creating {
+            ctx.require(Permission::CrmAssign)?;
+        }
+        row.account_manager_id = manager;
+    }
+    let phones: Vec<Msisdn> = strings(&row.phones)
+        .iter()
+        .filter_map(|p| Msisdn::parse_international(p).ok())
+        .collect();
+    row.search_text = search_text(
+        [
+            row.name.as_str(),
+            row.company.as_deref().unwrap_or_default(),
+            row.email.as_deref().unwrap_or_default(),
+        ],
+        &phones,
+    );
+    Ok(())
+}
+
+/// Checks and inserts a new relationship inside `txn`, with its audit entry. `prospect`
+/// is the prospect it is converted from, if any.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn insert(
+    db: &DatabaseConnection,
+    txn: &DatabaseTransaction,
+    ctx: &TenantContext,
+    cx: &CrmContext,
+    client: &ClientInfo,
+    now: DateTime<Utc>,
+    input: RelationshipInput,
+    prospect: Option<uuid::Uuid>,
+) -> Result<RelationshipView, Error> {
+    let mut row = relationships::Model {
+        organization_id: ctx.org().as_uuid(),
+        id: uuid::Uuid::now_v7(),
+        name: String::new(),
+        company: None,
+        phone: None,
+        phones: json!([]),
+        email: None,
+        industry: None,
+        services: json!([]),
+        account_manager_id: None,
+        happiness: None,
+        contract_value_minor: None,
+        currency: cx.currency.code().to_owned(),
+        tags: json!([]),
+        custom: json!({}),
+        search_text: String::new(),
+        prospect_id: prospect,
+        created_by: caller(ctx),
+        created_at: now,
+        updated_at: now,
+        deleted_at: None,
+    };
+    apply(db, ctx, cx, &mut row, input, true).await?;
+    relationships::Entity::insert(relationships::ActiveModel::from(row.clone()))
+        .exec_without_returning(txn)
+        .await
+        .map_err(Error::internal)?;
+    tags::replace(
+        txn,
+        row.organization_id,
+        "relationship",
+        row.id,
+        &strings(&row.tags),
+    )
+    .await?;
+    audit::Entry::new(ctx.org(), Actor::of(ctx), "relationship.create")
+        .target("relationship", row.id)
+        .details(json!({
+            "name": row.name,
+            "account_manager_id": row.account_manager_id,
+            "prospect_id": row.prospect_id,
+        }))
+        .record(txn, client, now)
+        .await?;
+    Ok(RelationshipView::new(row, cx))
+}
+
+/// Creates a relationship directly.
+pub async fn create(
+    db: &DatabaseConnection,
+    ctx: &TenantContext,
+    client: &ClientInfo,
+    now: DateTime<Utc>,
+    input: RelationshipInput,
+) -> Result<RelationshipView, Error> {
+    ctx.require(Permission::CrmWrite)?;
+    let cx = CrmContext::load(db, ctx).await?;
+    let txn = db.begin().await.map_err(Error::internal)?;
+    let view = insert(db, &txn, ctx, &cx, client, now, input, None).await?;
+    txn.commit().await.map_err(Error::internal)?;
+    Ok(view)
+}
+
+/// A relationship the caller may see, or 404.
+pub(crate) async fn find(
+    db: &impl ConnectionTrait,
+    ctx: &TenantContext,
+    cx: &CrmContext,
+    id: uuid::Uuid,
+) -> Result<relationships::Model, Error> {
+    relationships::Entity::find_by_id((ctx.org().as_uuid(), id))
+        .filter(relationships::Column::DeletedAt.is_null())
+        .one(db)
+        .await
+        .map_err(Error::internal)?
+        .filter(|row| cx.scope.sees(&[row.account_manager_id]))
+        .ok_or(Error::not_found("relationship"))
+}
+
+/// Reads one relationship.
+pub async fn get(
+    db: &DatabaseConnection,
+    ctx: &TenantContext,
+    id: uuid::Uuid,
+) -> Result<RelationshipView, Error> {
+    ctx.require(Permission::CrmRead)?;
+    let cx = CrmContext::load(db, ctx).await?;
+    Ok(RelationshipView::new(find(db, ctx, &cx, id).await?, &cx))
+}
+
+/// Changes a relationship.
+pub async fn update(
+    db: &DatabaseConnection,
+    ctx: &TenantContext,
+    client: &ClientInfo,
+    now: DateTime<Utc>,
+    id: uuid::Uuid,
+    input: RelationshipInput,
+) -> Result<RelationshipView, Error> {
+    ctx.require(Permission::CrmWrite)?;
+    let cx = CrmContext::load(db, ctx).await?;
+    let before = find(db, ctx, &cx, id).await?;
+    let mut row = before.clone();
+    apply(db, ctx, &cx, &mut row, input, false).await?;
+    row.updated_at = now;
+    let changed = changed_fields(&before, &row);
+    let txn = db.begin().await.map_err(Error::internal)?;
+    row.clone()
+        .into_active_model()
+        .reset_all()
+        .update(&txn)
+        .await
+        .map_err(Error::internal)?;
+    if before.tags != row.tags {
+        tags::replace(
+            &txn,
+            row.organization_id,
+            "relationship",
+            row.id,
+            &strings(&row.tags),
+        )
+        .await?;
+    }
+    audit::Entry::new(ctx.org(), Actor::of(ctx), "relationship.update")
+        .target("relationship", row.id)
+        .details(json!({ "changed": changed }))
+        .record(&txn, client, now)
+        .await?;
+    txn.commit().await.map_err(Error::internal)?;
+    Ok(RelationshipView::new(row, &cx))
+}
+
+fn changed_fields(
+    before: &relationships::Model,
+    after: &relationships::Model,
+) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    macro_rules! compare {
+        ($($field:ident),*) => {
+            $(if before.$field != after.$field {
+                changed.push(stringify!($field));
+            })*
+        };
+    }
+    compare!(
+        name,
+        company,
+        phones,
+        email,
+        industry,
+        services,
+        account_manager_id,
+        happiness,
+        contract_value_minor,
+        tags,
+        custom
+    );
+    changed
+}
+
+/// Deletes a relationship (softly).
+pub async fn delete(
+    db: &DatabaseConnection,
+    ctx: &TenantContext,
+    client: &ClientInfo,
+    now: DateTime<Utc>,
+    id: uuid::Uuid,
+) -> Result<(), Error> {
+    ctx.require(Permission::CrmDelete)?;
+    let cx = CrmContext::load(db, ctx).await?;
+    let row = find(db, ctx, &cx, id).await?;
+    let txn = db.begin().await.map_err(Error::internal)?;
+    let mut active: relationships::ActiveModel = row.clone().into();
+    active.deleted_at = Set(Some(now));
+    active.updated_at = Set(now);
+    active.update(&txn).await.map_err(Error::internal)?;
+    tags::replace(&txn, row.organization_id, "relationship", row.id, &[]).await?;
+    audit::Entry::new(ctx.org(), Actor::of(ctx), "relationship.delete")
+        .target("relationship", row.id)
+        .details(json!({ "name": row.name }))
+        .record(&txn, client, now)
+        .await?;
+    txn.commit().await.map_err(Error::internal)?;
+    Ok(())
+}
+
+/// Lists relationships with the filters of [`LIST`] plus `industry` and `happiness`.
+pub async fn list(
+    db: &DatabaseConnection,
+    ctx: &TenantContext,
+    pairs: Vec<(String, String)>,
+) -> Result<edge_core::Page<RelationshipView>, Error> {
+    ctx.require(Permission::CrmRead)?;
+    let cx = CrmContext::load(db, ctx).await?;
+    let query = ListQuery::parse(pairs, LIST, &cx.settings, caller(ctx), cx.country)?;
+    let org = ctx.org().as_uuid();
+    let mut select = relationships::Entity::find()
+        .filter(relationships::Column::OrganizationId.eq(org))
+        .filter(relationships::Column::DeletedAt.is_null());
+    if let Some(user) = cx.scope.restricted_to() {
+        select = select.filter(relationships::Column::AccountManagerId.eq(user));
+    }
+    if let Some(industry) = query.text("industry") {
+        select = select.filter(relationships::Column::Industry.eq(industry));
+    }
+    if let Some(happiness) = query.text("happiness") {
+        select = select.filter(relationships::Column::Happiness.eq(happiness));
+    }
+    let rows = query
+        .finish(select, db.get_database_backend(), org)?
+        .all(db)
+        .await
+        .map_err(Error::internal)?;
+    Ok(query
+        .page(rows, sort_value, |row| row.id)
+        .map(|row| RelationshipView::new(row, &cx)))
+}
+
+fn sort_value(row: &relationships::Model, column: &str) -> SortValue {
+    match column {
+        "updated_at" => SortValue::Time(row.updated_at),
+        "name" => SortValue::Text(row.name.clone()),
+        _ => SortValue::Time(row.created_at),
+    }
+}
