@@ -467,8 +467,10 @@ pub async fn create(
         }))
         .record(&txn, client, now)
         .await?;
+    // Progress is computed before the commit: a target that cannot be read is not kept.
+    let view = view(&txn, row, cx.country).await?;
     txn.commit().await.map_err(db_err)?;
-    view(db, row, cx.country).await
+    Ok(view)
 }
 
 /// Lists the targets the caller may see, each with its progress.
@@ -638,8 +640,9 @@ pub async fn update(
         changed.push("user_ids");
     }
     if changed.is_empty() {
+        let view = view(&txn, current, cx.country).await?;
         txn.commit().await.map_err(db_err)?;
-        return view(db, current, cx.country).await;
+        return Ok(view);
     }
     next.updated_at = now;
     targets::Entity::update_many()
@@ -669,8 +672,9 @@ pub async fn update(
         }))
         .record(&txn, client, now)
         .await?;
+    let view = view(&txn, next, cx.country).await?;
     txn.commit().await.map_err(db_err)?;
-    view(db, next, cx.country).await
+    Ok(view)
 }
 
 /// Deletes a target (soft).
