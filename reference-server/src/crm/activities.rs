@@ -385,12 +385,20 @@ async fn list_filters(
     if let Some(after) = query.time("due_after")? {
         all = all.add(activities::Column::DueAt.gte(after));
     }
-    let overdue = Condition::all()
-        .add(activities::Column::CompletedAt.is_null())
-        .add(activities::Column::DueAt.lt(now));
     match query.flag("overdue")? {
-        Some(true) => all = all.add(overdue),
-        Some(false) => all = all.add(overdue.not()),
+        Some(true) => {
+            all = all
+                .add(activities::Column::CompletedAt.is_null())
+                .add(activities::Column::DueAt.lt(now));
+        }
+        Some(false) => {
+            all = all.add(
+                Condition::any()
+                    .add(activities::Column::CompletedAt.is_not_null())
+                    .add(activities::Column::DueAt.is_null())
+                    .add(activities::Column::DueAt.gte(now)),
+            );
+        }
         None => {}
     }
     Ok(all)

@@ -443,12 +443,20 @@ fn list_filters(
     if let Some(relationship) = query.uuid("relationship_id")? {
         all = all.add(tickets::Column::RelationshipId.eq(relationship));
     }
-    let overdue = Condition::all()
-        .add(tickets::Column::Status.is_in(["open", "pending"]))
-        .add(tickets::Column::DueAt.lt(now));
     match query.flag("overdue")? {
-        Some(true) => all = all.add(overdue),
-        Some(false) => all = all.add(overdue.not()),
+        Some(true) => {
+            all = all
+                .add(tickets::Column::Status.is_in(["open", "pending"]))
+                .add(tickets::Column::DueAt.lt(now));
+        }
+        Some(false) => {
+            all = all.add(
+                Condition::any()
+                    .add(tickets::Column::Status.is_not_in(["open", "pending"]))
+                    .add(tickets::Column::DueAt.is_null())
+                    .add(tickets::Column::DueAt.gte(now)),
+            );
+        }
         None => {}
     }
     Ok(all)

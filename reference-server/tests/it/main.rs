@@ -7,6 +7,7 @@
 mod helpers;
 
 mod auth;
+mod crm_support;
 mod errors;
 mod health;
 mod ledger;
@@ -15,4 +16,5 @@ mod prospects;
 mod rate_limits;
 mod request_id;
 mod tenancy;
+mod tickets;
 mod wallet;
