@@ -26,10 +26,10 @@
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use edge_core::{Country, Currency, Error, Money, Page};
 use edge_tenancy::{Permission, TenantContext};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query, SimpleExpr};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait,
-    QueryFilter, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    PaginatorTrait, QueryFilter, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -483,11 +483,16 @@ pub async fn list(
     let cx = CrmContext::load(db, ctx).await?;
     let me = caller(ctx);
     let query = ListQuery::parse(pairs, LIST, &cx.settings, me, cx.country)?;
+    let backend = db.get_database_backend();
     let mut select = targets::Entity::find()
         .filter(targets::Column::OrganizationId.eq(ctx.org().as_uuid()))
         .filter(targets::Column::DeletedAt.is_null());
     if let Some(user) = cx.scope.restricted_to() {
-        select = select.filter(Condition::any().add(names_nobody()).add(names_user(user)));
+        select = select.filter(
+            Condition::any()
+                .add(names_nobody())
+                .add(names_user(backend, user)),
+        );
     }
     if let Some(metrics) = choices(&query, "metric", &METRICS)? {
         select = select.filter(targets::Column::Metric.is_in(metrics));
@@ -495,13 +500,13 @@ pub async fn list(
     match query.text("user_id") {
         None => {}
         Some("me") => match me {
-            Some(me) => select = select.filter(names_user(me)),
+            Some(me) => select = select.filter(names_user(backend, me)),
             None => return Err(Error::invalid("user_id", "`me` needs a signed-in user")),
         },
         Some(_) => {
             let user = query.uuid("user_id")?;
             if let Some(user) = user {
-                select = select.filter(names_user(user));
+                select = select.filter(names_user(backend, user));
             }
         }
     }
@@ -516,7 +521,7 @@ pub async fn list(
         }
     }
     let rows = query
-        .finish(select, db.get_database_backend(), ctx.org().as_uuid())?
+        .finish(select, backend, ctx.org().as_uuid())?
         .all(db)
         .await
         .map_err(db_err)?;
@@ -539,17 +544,19 @@ pub async fn list(
 }
 
 /// Targets for the whole organization (`user_ids` is `[]`).
-fn names_nobody() -> sea_orm::sea_query::SimpleExpr {
+fn names_nobody() -> SimpleExpr {
     Expr::cust("CAST(\"user_ids\" AS TEXT) = '[]'")
 }
 
 /// Targets whose `user_ids` include `user` (ids are stored as quoted, hyphenated,
 /// lower-case text inside the JSON array, so the pattern cannot match anything else).
-fn names_user(user: uuid::Uuid) -> sea_orm::sea_query::SimpleExpr {
-    Expr::cust_with_values(
-        "CAST(\"user_ids\" AS TEXT) LIKE $1",
-        [format!("%\"{}\"%", user.hyphenated())],
-    )
+fn names_user(backend: DbBackend, user: uuid::Uuid) -> SimpleExpr {
+    // SQLite reads `$1` as a named parameter; PostgreSQL takes no `?`.
+    let sql = match backend {
+        DbBackend::Postgres => "CAST(\"user_ids\" AS TEXT) LIKE $1",
+        _ => "CAST(\"user_ids\" AS TEXT) LIKE ?",
+    };
+    Expr::cust_with_values(sql, [format!("%\"{}\"%", user.hyphenated())])
 }
 
 /// One target with its progress.

@@ -6,6 +6,7 @@
 
 mod helpers;
 
+mod activities;
 mod auth;
 mod crm_support;
 mod errors;
@@ -15,6 +16,7 @@ mod lifecycle;
 mod prospects;
 mod rate_limits;
 mod request_id;
+mod targets;
 mod tenancy;
 mod tickets;
 mod wallet;
