@@ -35,6 +35,29 @@ enum Command {
         #[command(subcommand)]
         action: OrgAction,
     },
+    /// Generate realistic demo or benchmark data: organizations with members, prospects
+    /// and relationships (Kenyan names, companies and numbers). Every member's password
+    /// is EDGE_SEED_PASSWORD, or "edge demo password".
+    Seed {
+        /// Organizations to create.
+        #[arg(long, default_value_t = 3)]
+        orgs: u32,
+        /// Prospects in all.
+        #[arg(long, default_value_t = 300)]
+        prospects: u64,
+        /// Prospects of the first organization (the rest share the remainder evenly).
+        #[arg(long)]
+        largest: Option<u64>,
+        /// Members per organization: an org_admin, two managers, then users.
+        #[arg(long, default_value_t = 5)]
+        members: u32,
+        /// One relationship (a converted prospect) per this many prospects; 0 for none.
+        #[arg(long, default_value_t = 10)]
+        relationship_every: u64,
+        /// Random seed: the same seed gives the same data.
+        #[arg(long, default_value_t = 254)]
+        seed: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -115,6 +138,63 @@ async fn run(cli: Cli, config: Config) -> ExitCode {
         Command::Migrate { action } => migrate(config, action.unwrap_or(MigrateAction::Up)).await,
         Command::Admin { action } => admin(config, action).await,
         Command::Org { action } => org(config, action).await,
+        Command::Seed {
+            orgs,
+            prospects,
+            largest,
+            members,
+            relationship_every,
+            seed,
+        } => {
+            let plan = crate::seed::SeedPlan {
+                orgs,
+                prospects,
+                largest,
+                members,
+                relationship_every,
+                seed,
+                password: std::env::var("EDGE_SEED_PASSWORD")
+                    .ok()
+                    .filter(|p| !p.is_empty())
+                    .unwrap_or_else(|| crate::seed::SeedPlan::default().password),
+            };
+            seed_data(config, plan).await
+        }
+    }
+}
+
+async fn seed_data(config: Config, plan: crate::seed::SeedPlan) -> ExitCode {
+    let db = match migrated_db(&config).await {
+        Ok(db) => db,
+        Err(message) => {
+            eprintln!("edge-server: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let started = std::time::Instant::now();
+    let result = crate::seed::run(&db, &plan, chrono::Utc::now(), |org| {
+        let admin = org.members.first().map(|m| m.0.as_str()).unwrap_or("-");
+        println!(
+            "{} ({}): {} prospects, admin {admin}",
+            org.name, org.id, org.prospects
+        );
+    })
+    .await;
+    match result {
+        Ok(orgs) => {
+            println!(
+                "seeded {} organizations and {} prospects in {:.1} s; every member's password is {:?}",
+                orgs.len(),
+                plan.prospects,
+                started.elapsed().as_secs_f64(),
+                plan.password
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("edge-server: seeding failed: {err}");
+            ExitCode::FAILURE
+        }
     }
 }
 

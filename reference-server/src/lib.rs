@@ -27,6 +27,7 @@ pub mod migrations;
 pub mod organization_settings;
 pub mod patch;
 pub mod secrets;
+pub mod seed;
 pub mod startup;
 pub mod telemetry;
 pub mod tenant_scope;
