@@ -478,7 +478,7 @@ mod tests {
         assert_eq!(shares[0], 200_000);
         assert_eq!(shares.iter().sum::<u64>(), 1_000_000);
         assert!(shares[1..].iter().all(|s| (8080..=8081).contains(s)));
-        let even = shares(&SeedPlan {
+        let even = super::shares(&SeedPlan {
             orgs: 3,
             prospects: 10,
             largest: None,
