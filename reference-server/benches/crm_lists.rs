@@ -118,6 +118,30 @@ async fn prepare(admin_url: &str, reuse: bool) -> (String, String, Option<Vec<Se
         seed: 254,
         ..SeedPlan::default()
     };
+    // Bulk load, then index: drop the CRM tables' secondary indexes (as the migrations
+    // defined them) and build them again once the rows are in.
+    let indexes = owner
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT indexname, indexdef FROM pg_indexes
+             WHERE tablename IN ('prospects', 'relationships', 'record_tags')
+               AND indexname NOT LIKE '%_pkey'"
+                .to_owned(),
+        ))
+        .await
+        .unwrap();
+    let indexes: Vec<(String, String)> = indexes
+        .iter()
+        .map(|r| {
+            (
+                r.try_get("", "indexname").unwrap(),
+                r.try_get("", "indexdef").unwrap(),
+            )
+        })
+        .collect();
+    for (name, _) in &indexes {
+        exec(&owner, &format!("DROP INDEX {name}")).await;
+    }
     let started = Instant::now();
     let mut done = 0;
     let orgs = edge_server::seed::run(&owner, &plan, chrono::Utc::now(), |org| {
@@ -131,6 +155,18 @@ async fn prepare(admin_url: &str, reuse: bool) -> (String, String, Option<Vec<Se
     })
     .await
     .unwrap();
+    println!(
+        "  rows in ({:.0} s); building {} indexes",
+        started.elapsed().as_secs_f64(),
+        indexes.len()
+    );
+    for (_, definition) in &indexes {
+        exec(
+            &owner,
+            &format!("SET maintenance_work_mem = '1GB'; {definition}"),
+        )
+        .await;
+    }
     exec(&owner, "VACUUM ANALYZE").await;
     println!(
         "seeded {} prospects in {} organizations in {:.0} s",

@@ -249,6 +249,7 @@ pub async fn run(
                 .exec_without_returning(&txn)
                 .await
                 .map_err(Error::internal)?;
+            crate::crm::pipelines::create_default(&txn, org_id, now).await?;
             let mut members = Vec::new();
             for m in 0..plan.members.max(1) {
                 let role = match m {
@@ -473,12 +474,12 @@ mod tests {
             largest: Some(200_000),
             ..SeedPlan::default()
         };
-        let shares = shares(&plan);
-        assert_eq!(shares.len(), 100);
-        assert_eq!(shares[0], 200_000);
-        assert_eq!(shares.iter().sum::<u64>(), 1_000_000);
-        assert!(shares[1..].iter().all(|s| (8080..=8081).contains(s)));
-        let even = super::shares(&SeedPlan {
+        let split = shares(&plan);
+        assert_eq!(split.len(), 100);
+        assert_eq!(split[0], 200_000);
+        assert_eq!(split.iter().sum::<u64>(), 1_000_000);
+        assert!(split[1..].iter().all(|s| (8080..=8081).contains(s)));
+        let even = shares(&SeedPlan {
             orgs: 3,
             prospects: 10,
             largest: None,

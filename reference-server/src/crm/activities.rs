@@ -67,6 +67,7 @@ pub const LIST: ListSpec = ListSpec {
     default_sort: "-created_at",
     owner_column: Some("owner_id"),
     search_column: None,
+    phone_column: None,
     custom_fields: None,
     filters: &[
         "subject_type",

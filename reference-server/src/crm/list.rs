@@ -7,8 +7,9 @@
 //!   (e.g. `sort=-created_at`, `sort=name`); ties are broken by id, so pages never skip or
 //!   repeat a record;
 //! - `q`: search (when the spec has a search column): a case-insensitive substring of the
-//!   record's search text (name, company, email, phone). A phone number in any usual
-//!   form (`0712 345 678`, `+254712345678`) matches the stored number;
+//!   record's search text (name, company, email, phones). A whole phone number in any
+//!   usual form (`0712 345 678`, `+254712345678`) is looked up exactly on the record's
+//!   main phone, through its index, when the spec has a phone column;
 //! - `owner_id` (a user id, or `me`), `tag`, `created_after`, `created_before`
 //!   (RFC 3339 or `YYYY-MM-DD`) when the spec has them;
 //! - `cf.<key>=<value>` for the organization's custom fields of the record's kind;
@@ -69,6 +70,9 @@ pub struct ListSpec {
     pub owner_column: Option<&'static str>,
     /// The column `q=` searches, if any (lower-cased text kept by the service).
     pub search_column: Option<&'static str>,
+    /// The main phone column (E.164), which a `q=` that is a whole phone number matches
+    /// exactly.
+    pub phone_column: Option<&'static str>,
     /// The kind whose custom fields `cf.<key>=` filters on, if any.
     pub custom_fields: Option<RecordKind>,
     /// The entity's own filters.
@@ -103,7 +107,7 @@ pub struct ListQuery {
     page: PageRequest,
     sort: Sortable,
     descending: bool,
-    search: Option<String>,
+    search: Option<Search>,
     owner: Option<uuid::Uuid>,
     tag: Option<String>,
     created_after: Option<DateTime<Utc>>,
@@ -366,10 +370,25 @@ impl ListQuery {
         if let (Some(column), Some(owner)) = (self.spec.owner_column, self.owner) {
             select = select.filter(col(column).eq(owner));
         }
-        if let (Some(column), Some(search)) = (self.spec.search_column, &self.search) {
-            select = select.filter(
-                col(column).like(LikeExpr::new(format!("%{}%", escape_like(search))).escape('\\')),
-            );
+        match (
+            &self.search,
+            self.spec.phone_column,
+            self.spec.search_column,
+        ) {
+            (Some(Search::Phone(phone)), Some(column), _) => {
+                select = select.filter(col(column).eq(phone.as_e164()));
+            }
+            (Some(search), _, Some(column)) => {
+                let text = match search {
+                    Search::Phone(phone) => phone.as_e164().trim_start_matches('+').to_owned(),
+                    Search::Text(text) => text.clone(),
+                };
+                select = select.filter(
+                    col(column)
+                        .like(LikeExpr::new(format!("%{}%", escape_like(&text))).escape('\\')),
+                );
+            }
+            _ => {}
         }
         if let (Some(kind), Some(tag)) = (self.spec.tag_kind, &self.tag) {
             select = select.filter(
@@ -498,10 +517,18 @@ fn escape_like(text: &str) -> String {
     out
 }
 
-/// Normalizes a search: lower-cased and trimmed; a phone number becomes the digits of its
-/// E.164 form, which every record's search text carries. `None` if shorter than 2
-/// characters.
-pub fn normalize_search(q: &str, country: Country) -> Option<String> {
+/// What `q=` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Search {
+    /// A whole phone number.
+    Phone(Msisdn),
+    /// Text, lower-cased and trimmed.
+    Text(String),
+}
+
+/// Reads a search: a whole phone number in any usual form, or text. `None` if shorter
+/// than 2 characters.
+pub fn normalize_search(q: &str, country: Country) -> Option<Search> {
     let q = q.trim();
     if q.chars().count() < 2 {
         return None;
@@ -509,9 +536,9 @@ pub fn normalize_search(q: &str, country: Country) -> Option<String> {
     let looks_like_phone = q.chars().filter(char::is_ascii_digit).count() >= 9
         && q.chars().all(|c| c.is_ascii_digit() || " +-()".contains(c));
     if looks_like_phone && let Ok(msisdn) = Msisdn::parse(q, country) {
-        return Some(msisdn.as_e164().trim_start_matches('+').to_owned());
+        return Some(Search::Phone(msisdn));
     }
-    Some(q.to_lowercase())
+    Some(Search::Text(q.to_lowercase()))
 }
 
 /// The text a record is searched by: its name, company and email lower-cased, and each
@@ -549,6 +576,7 @@ mod tests {
         default_sort: "-created_at",
         owner_column: Some("owner_id"),
         search_column: Some("search_text"),
+        phone_column: Some("phone"),
         custom_fields: Some(RecordKind::Prospect),
         filters: &["lead_source"],
     };
@@ -597,17 +625,18 @@ mod tests {
 
     #[test]
     fn phones_are_searched_in_one_form() {
+        let phone = Msisdn::parse("0712345678", Country::Kenya).unwrap();
         assert_eq!(
-            normalize_search("0712 345 678", Country::Kenya).as_deref(),
-            Some("254712345678")
+            normalize_search("0712 345 678", Country::Kenya),
+            Some(Search::Phone(phone.clone()))
         );
         assert_eq!(
-            normalize_search("+254712345678", Country::Kenya).as_deref(),
-            Some("254712345678")
+            normalize_search("+254712345678", Country::Kenya),
+            Some(Search::Phone(phone))
         );
         assert_eq!(
-            normalize_search(" Wanjiku ", Country::Kenya).as_deref(),
-            Some("wanjiku")
+            normalize_search(" Wanjiku ", Country::Kenya),
+            Some(Search::Text("wanjiku".into()))
         );
         assert_eq!(normalize_search("a", Country::Kenya), None);
         let phone = Msisdn::parse("0712345678", Country::Kenya).unwrap();

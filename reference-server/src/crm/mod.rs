@@ -9,8 +9,10 @@
 
 pub mod activities;
 pub mod custom_fields;
+pub mod deals;
 pub mod fields;
 pub mod list;
+pub mod pipelines;
 pub mod prospects;
 pub mod records;
 pub mod relationships;

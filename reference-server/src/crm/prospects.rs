@@ -160,6 +160,7 @@ pub const LIST: ListSpec = ListSpec {
     default_sort: "-created_at",
     owner_column: Some("owner_id"),
     search_column: Some("search_text"),
+    phone_column: Some("phone"),
     custom_fields: Some(RecordKind::Prospect),
     filters: &["milestone", "lead_source", "industry", "converted"],
 };

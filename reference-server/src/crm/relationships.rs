@@ -145,6 +145,7 @@ pub const LIST: ListSpec = ListSpec {
     default_sort: "-created_at",
     owner_column: Some("account_manager_id"),
     search_column: Some("search_text"),
+    phone_column: Some("phone"),
     custom_fields: Some(RecordKind::Relationship),
     filters: &["industry", "happiness"],
 };

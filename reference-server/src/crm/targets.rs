@@ -68,6 +68,7 @@ pub const LIST: ListSpec = ListSpec {
     default_sort: "-created_at",
     owner_column: None,
     search_column: None,
+    phone_column: None,
     custom_fields: None,
     filters: &["metric", "user_id", "active_on"],
 };

@@ -79,6 +79,7 @@ pub const LIST: ListSpec = ListSpec {
     default_sort: "-created_at",
     owner_column: None,
     search_column: Some("search_text"),
+    phone_column: None,
     custom_fields: None,
     filters: &[
         "status",

@@ -6,6 +6,8 @@
 pub mod activities;
 pub mod api_keys;
 pub mod audit_log;
+pub mod deal_stage_moves;
+pub mod deals;
 pub mod invitations;
 pub mod ledger_entries;
 pub mod ledger_holds;
@@ -14,6 +16,8 @@ pub mod ledger_transfers;
 pub mod ledger_wallets;
 pub mod memberships;
 pub mod organizations;
+pub mod pipeline_stages;
+pub mod pipelines;
 pub mod prospects;
 pub mod record_tags;
 pub mod refresh_tokens;

@@ -5,11 +5,13 @@ pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod client;
+pub mod deals;
 pub mod error;
 pub mod extract;
 pub mod health;
 pub mod middleware;
 pub mod organization;
+pub mod pipelines;
 pub mod prospects;
 pub mod relationships;
 pub mod targets;
@@ -434,6 +436,115 @@ pub fn catalog() -> Vec<ApiRoute> {
             "/targets/{id}",
             P(Perm::CrmAssign),
             delete(targets::delete),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/pipelines",
+            P(Perm::CrmRead),
+            get(pipelines::list),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/pipelines",
+            P(Perm::OrgUpdate),
+            post(pipelines::create),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/pipelines/{id}",
+            P(Perm::CrmRead),
+            get(pipelines::get),
+        ),
+        ApiRoute::new(
+            Method::PATCH,
+            "/pipelines/{id}",
+            P(Perm::OrgUpdate),
+            patch(pipelines::update),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/pipelines/{id}/archive",
+            P(Perm::OrgUpdate),
+            post(pipelines::archive),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/pipelines/{id}/stages",
+            P(Perm::OrgUpdate),
+            post(pipelines::add_stage),
+        ),
+        ApiRoute::new(
+            Method::PUT,
+            "/pipelines/{id}/stages/order",
+            P(Perm::OrgUpdate),
+            put(pipelines::reorder_stages),
+        ),
+        ApiRoute::new(
+            Method::PATCH,
+            "/pipelines/{id}/stages/{stage_id}",
+            P(Perm::OrgUpdate),
+            patch(pipelines::update_stage),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/pipelines/{id}/stages/{stage_id}/archive",
+            P(Perm::OrgUpdate),
+            post(pipelines::archive_stage),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/pipelines/{id}/board",
+            P(Perm::CrmRead),
+            get(pipelines::board),
+        ),
+        ApiRoute::new(Method::GET, "/deals", P(Perm::CrmRead), get(deals::list)),
+        ApiRoute::new(
+            Method::POST,
+            "/deals",
+            P(Perm::CrmWrite),
+            post(deals::create),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/deals/{id}",
+            P(Perm::CrmRead),
+            get(deals::get),
+        ),
+        ApiRoute::new(
+            Method::PATCH,
+            "/deals/{id}",
+            P(Perm::CrmWrite),
+            patch(deals::update),
+        ),
+        ApiRoute::new(
+            Method::DELETE,
+            "/deals/{id}",
+            P(Perm::CrmDelete),
+            delete(deals::delete),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/deals/{id}/move",
+            P(Perm::CrmWrite),
+            post(deals::move_deal),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/deals/{id}/won",
+            P(Perm::CrmWrite),
+            post(deals::won),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/deals/{id}/lost",
+            P(Perm::CrmWrite),
+            post(deals::lost),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/deals/{id}/reopen",
+            P(Perm::CrmWrite),
+            post(deals::reopen),
         ),
         ApiRoute::new(
             Method::GET,

@@ -210,6 +210,7 @@ impl Auth {
         organizations::Entity::insert(organizations::ActiveModel::from(organization.clone()))
             .exec_without_returning(&txn)
             .await?;
+        crate::crm::pipelines::create_default(&txn, org, now).await?;
         let user = users::Model {
             id: UserId::new().as_uuid(),
             email,

@@ -138,6 +138,7 @@ pub async fn create_organization(
         .await
         .map_err(Error::internal)?;
     let org = OrgId::from_uuid(organization.id);
+    crate::crm::pipelines::create_default(&txn, org, now).await?;
     let invitation = match admin_email {
         Some(email) => {
             let token = tokens::generate("inv");
@@ -284,6 +285,7 @@ pub async fn create_operator(
                 .exec_without_returning(&txn)
                 .await
                 .map_err(Error::internal)?;
+            crate::crm::pipelines::create_default(&txn, OrgId::from_uuid(org.id), now).await?;
             org
         }
     };

@@ -9,6 +9,7 @@ mod helpers;
 mod activities;
 mod auth;
 mod crm_support;
+mod deals;
 mod errors;
 mod health;
 mod ledger;

@@ -1,5 +1,5 @@
-//! Targets over the API: progress computed from the data, lifecycle, validation
-//! messages, lists, visibility per role, other tenants.
+//! Targets over the API: progress computed from the data (completed activities, won
+//! deals), lifecycle, validation messages, lists, visibility per role, other tenants.
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -16,6 +16,7 @@ on_both_backends!(
     bad_target_values_are_refused_with_clear_messages,
     users_see_the_organizations_and_their_own_targets,
     other_tenants_targets_are_not_found,
+    won_deals_count_towards_revenue_and_deal_targets,
 );
 
 /// Yesterday and tomorrow in East Africa Time, so the period always contains now.
@@ -538,4 +539,96 @@ async fn other_tenants_targets_are_not_found(app: TestApp) {
     assert_eq!(field_errors(&refused)[0].0, "user_ids[0]");
     assert!(ids(&list(&app, &b, "").await).is_empty());
     assert_eq!(get(&app, &a, &target).await["goal"], 7);
+}
+
+async fn won_deals_count_towards_revenue_and_deal_targets(app: TestApp) {
+    let admin = signup(&app, "Mauzo", "admin@mauzo.example").await;
+    let t = token(&admin);
+    let me = user_id(&admin);
+    let seller = invite_and_accept(&app, &t, "seller@mauzo.example", "manager").await;
+    let seller_id = user_id(&seller);
+    let (start, end) = this_period();
+    let deal = |title: &str, amount: &str, owner: &str| json!({"title": title, "value": {"amount": amount, "currency": "KES"}, "owner_id": owner});
+    let mut won = Vec::new();
+    for (title, amount, owner) in [
+        ("Fridges", "120000.00", me.as_str()),
+        ("Freezers", "45000.50", me.as_str()),
+        ("Ovens", "80000.00", seller_id.as_str()),
+        ("Lost one", "999999.00", me.as_str()),
+        ("Open one", "500000.00", me.as_str()),
+    ] {
+        let created = expect(
+            &app,
+            &t,
+            Method::POST,
+            "/deals",
+            Some(deal(title, amount, owner)),
+            201,
+        )
+        .await;
+        won.push(created["id"].as_str().unwrap().to_owned());
+    }
+    for id in &won[..3] {
+        expect(
+            &app,
+            &t,
+            Method::POST,
+            &format!("/deals/{id}/won"),
+            Some(json!({})),
+            200,
+        )
+        .await;
+    }
+    expect(
+        &app,
+        &t,
+        Method::POST,
+        &format!("/deals/{}/lost", won[3]),
+        Some(json!({"reason": "price"})),
+        200,
+    )
+    .await;
+
+    let revenue = create(
+        &app,
+        &t,
+        json!({"name": "My revenue", "metric": "revenue_won", "user_ids": [me],
+               "period_start": start, "period_end": end,
+               "goal": {"amount": "150000.00", "currency": "KES"}}),
+    )
+    .await;
+    assert_eq!(revenue["goal"]["amount"], "150000.00");
+    assert_eq!(revenue["progress"]["achieved"]["amount"], "165000.50");
+    assert_eq!(revenue["progress"]["achieved"]["currency"], "KES");
+    assert_eq!(revenue["progress"]["percent"], 110);
+    let company = create(
+        &app,
+        &t,
+        json!({"name": "Company deals", "metric": "deals_won",
+               "period_start": start, "period_end": end, "goal": 4}),
+    )
+    .await;
+    assert_eq!(progress(&company), (3, 4, 75));
+
+    // A deal about a subject: activities may be about deals too.
+    let note = expect(
+        &app,
+        &t,
+        Method::POST,
+        "/activities",
+        Some(json!({"kind": "note", "subject_type": "deal", "subject_id": won[0], "title": "Delivered"})),
+        201,
+    )
+    .await;
+    assert_eq!(note["subject_type"], "deal");
+    let missing = expect(
+        &app,
+        &t,
+        Method::POST,
+        "/activities",
+        Some(json!({"kind": "note", "subject_type": "deal", "subject_id": uuid::Uuid::now_v7(), "title": "x"})),
+        422,
+    )
+    .await;
+    assert_eq!(field_errors(&missing)[0].1, "no such deal");
 }

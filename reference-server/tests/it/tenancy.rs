@@ -7,7 +7,10 @@ use sea_orm::{
 };
 use serde_json::{Value, json};
 
-use edge_server::entities::{api_keys, invitations, memberships, organizations, sessions, users};
+use edge_server::entities::{
+    api_keys, deal_stage_moves, deals, invitations, memberships, organizations, pipeline_stages,
+    pipelines, sessions, users,
+};
 use edge_server::http::{Access, catalog};
 use edge_tenancy::{Permission, Role};
 
@@ -33,6 +36,10 @@ struct World {
     api_key_id: String,
     api_key_prefix: String,
     invitation_id: String,
+    pipeline_id: String,
+    /// The default pipeline's stages, in order.
+    stage_ids: Vec<String>,
+    deal_id: String,
     prospect_id: String,
     relationship_id: String,
     ticket_id: String,
@@ -104,6 +111,32 @@ async fn world(app: &TestApp, name: &str, domain: &str) -> World {
     )
     .await;
     let pending: Value = pending.json().await.unwrap();
+    let pipelines: Value = send(app, &admin_token, Method::GET, "/pipelines", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let pipeline = &pipelines["items"][0];
+    let stage_ids: Vec<String> = pipeline["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    let deal = send(
+        app,
+        &admin_token,
+        Method::POST,
+        "/deals",
+        Some(json!({
+            "title": format!("{name} secret deal"),
+            "value": {"amount": "2500.00", "currency": "KES"},
+            "tags": ["harness"],
+        })),
+    )
+    .await;
+    assert_eq!(deal.status(), 201);
+    let deal: Value = deal.json().await.unwrap();
     let prospect = send(
         app,
         &admin_token,
@@ -191,6 +224,9 @@ async fn world(app: &TestApp, name: &str, domain: &str) -> World {
         api_key_id: key["id"].as_str().unwrap().to_owned(),
         api_key_prefix: key["prefix"].as_str().unwrap().to_owned(),
         invitation_id: pending["invitation"]["id"].as_str().unwrap().to_owned(),
+        pipeline_id: pipeline["id"].as_str().unwrap().to_owned(),
+        stage_ids,
+        deal_id: deal["id"].as_str().unwrap().to_owned(),
     }
 }
 
@@ -217,6 +253,12 @@ fn victim_path(path: &str, victim: &World) -> String {
         &victim.member_user
     } else if path.starts_with("/admin/organizations/") {
         &victim.org
+    } else if path.starts_with("/pipelines/") {
+        return path
+            .replace("{id}", &victim.pipeline_id)
+            .replace("{stage_id}", &victim.stage_ids[0]);
+    } else if path.starts_with("/deals/") {
+        &victim.deal_id
     } else if path.starts_with("/prospects/") {
         &victim.prospect_id
     } else if path.starts_with("/relationships/") {
@@ -268,6 +310,45 @@ fn sample_body(method: &Method, path: &str, victim: &World) -> Option<Value> {
         ("PATCH", "/wallet") => {
             Some(json!({"low_balance_threshold": {"amount": "50.00", "currency": "KES"}}))
         }
+        ("POST", "/pipelines") => Some(json!({
+            "name": "Harness pipeline",
+            "stages": [{"name": "One"}, {"name": "Two"}],
+            "is_default": true,
+        })),
+        ("PATCH", "/pipelines/{id}") => {
+            Some(json!({"name": "Renamed by the harness", "is_default": true}))
+        }
+        ("POST", "/pipelines/{id}/stages") => Some(json!({"name": "Harness stage"})),
+        ("PATCH", "/pipelines/{id}/stages/{stage_id}") => {
+            Some(json!({"name": "Renamed by the harness", "probability": 1}))
+        }
+        ("PUT", "/pipelines/{id}/stages/order") => {
+            let mut ids = victim.stage_ids.clone();
+            ids.reverse();
+            Some(json!({ "stage_ids": ids }))
+        }
+        ("POST", "/pipelines/{id}/stages/{stage_id}/archive") => {
+            Some(json!({"move_deals_to": victim.stage_ids.last()}))
+        }
+        ("POST", "/deals") => Some(json!({
+            "title": "Harness deal",
+            "pipeline_id": victim.pipeline_id,
+            "stage_id": victim.stage_ids.first(),
+            "owner_id": victim.admin_user,
+            "prospect_id": victim.prospect_id,
+            "relationship_id": victim.relationship_id,
+        })),
+        ("PATCH", "/deals/{id}") => Some(json!({
+            "title": "Renamed by the harness",
+            "value": {"amount": "1.00", "currency": "KES"},
+            "prospect_id": victim.prospect_id,
+        })),
+        ("POST", "/deals/{id}/move") => Some(json!({
+            "stage_id": victim.stage_ids.last(),
+            "after_id": victim.deal_id,
+        })),
+        ("POST", "/deals/{id}/won") => Some(json!({"reason": "harness"})),
+        ("POST", "/deals/{id}/lost") => Some(json!({"reason": "harness"})),
         ("PATCH", "/admin/organizations/{id}/wallet") => {
             Some(json!({"credit_limit": {"amount": "10.00", "currency": "KES"}}))
         }
@@ -359,6 +440,38 @@ async fn snapshot(db: &DatabaseConnection, org: uuid::Uuid) -> Vec<String> {
     {
         out.push(format!("{i:?}"));
     }
+    for p in pipelines::Entity::find()
+        .filter(pipelines::Column::OrganizationId.eq(org))
+        .all(db)
+        .await
+        .unwrap()
+    {
+        out.push(format!("{p:?}"));
+    }
+    for s in pipeline_stages::Entity::find()
+        .filter(pipeline_stages::Column::OrganizationId.eq(org))
+        .all(db)
+        .await
+        .unwrap()
+    {
+        out.push(format!("{s:?}"));
+    }
+    for d in deals::Entity::find()
+        .filter(deals::Column::OrganizationId.eq(org))
+        .all(db)
+        .await
+        .unwrap()
+    {
+        out.push(format!("{d:?}"));
+    }
+    for m in deal_stage_moves::Entity::find()
+        .filter(deal_stage_moves::Column::OrganizationId.eq(org))
+        .all(db)
+        .await
+        .unwrap()
+    {
+        out.push(format!("{m:?}"));
+    }
     // And a row count of every tenant-owned table, including ones added later.
     for table in tenant_tables(db).await {
         let row = db
@@ -409,6 +522,10 @@ async fn every_route_keeps_tenants_apart(app: TestApp) {
         victim.api_key_id.clone(),
         victim.api_key_prefix.clone(),
         victim.invitation_id.clone(),
+        victim.pipeline_id.clone(),
+        victim.stage_ids[0].clone(),
+        victim.deal_id.clone(),
+        "Alpha Traders secret deal".to_owned(),
         victim.prospect_id.clone(),
         victim.relationship_id.clone(),
         victim.ticket_id.clone(),
@@ -491,6 +608,12 @@ async fn the_permission_matrix_holds_over_http(app: TestApp) {
         api_key_id: uuid::Uuid::now_v7().to_string(),
         api_key_prefix: String::new(),
         invitation_id: String::new(),
+        pipeline_id: uuid::Uuid::now_v7().to_string(),
+        stage_ids: vec![
+            uuid::Uuid::now_v7().to_string(),
+            uuid::Uuid::now_v7().to_string(),
+        ],
+        deal_id: uuid::Uuid::now_v7().to_string(),
         prospect_id: uuid::Uuid::now_v7().to_string(),
         relationship_id: uuid::Uuid::now_v7().to_string(),
         ticket_id: uuid::Uuid::now_v7().to_string(),
