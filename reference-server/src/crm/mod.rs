@@ -7,6 +7,7 @@
 //! keyset pagination. Who sees which records follows the organization's
 //! [`visibility`] setting.
 
+pub mod activities;
 pub mod contact;
 pub mod custom_fields;
 pub mod deals;
@@ -14,8 +15,11 @@ pub mod fields;
 pub mod list;
 pub mod pipelines;
 pub mod prospects;
+pub mod records;
 pub mod relationships;
 pub mod tags;
+pub mod targets;
+pub mod tickets;
 pub mod visibility;
 
 use edge_core::{Country, Currency, Error};

@@ -4,7 +4,9 @@
 //! - `everyone` (the default): every member sees every record;
 //! - `own`: members with the `user` role see only the records they own or are assigned
 //!   (a prospect's or deal's owner, a relationship's account manager, a ticket's
-//!   assignee, an activity's owner); managers and admins still see everything.
+//!   assignee, an activity's owner; tickets and activities also to whoever created
+//!   them), and targets for the whole organization or naming them; managers and admins
+//!   still see everything.
 //!
 //! API keys act for the organization, not for a person: they see what their role sees
 //! under `everyone`.

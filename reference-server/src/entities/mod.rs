@@ -3,6 +3,7 @@
 //! Tenant-owned tables have `(organization_id, id)` as their primary key. Queries on them
 //! always filter by `organization_id` first (see `crate::identity` and the services).
 
+pub mod activities;
 pub mod api_keys;
 pub mod audit_log;
 pub mod deal_stage_moves;
@@ -22,5 +23,8 @@ pub mod record_tags;
 pub mod refresh_tokens;
 pub mod relationships;
 pub mod sessions;
+pub mod targets;
+pub mod ticket_comments;
+pub mod tickets;
 pub mod usage_counters;
 pub mod users;

@@ -1,5 +1,6 @@
 //! The HTTP API: routes, error envelope, extractors and middleware.
 
+pub mod activities;
 pub mod admin;
 pub mod audit;
 pub mod auth;
@@ -13,6 +14,8 @@ pub mod organization;
 pub mod pipelines;
 pub mod prospects;
 pub mod relationships;
+pub mod targets;
+pub mod tickets;
 pub mod usage;
 pub mod views;
 pub mod wallet;
@@ -314,6 +317,126 @@ pub fn catalog() -> Vec<ApiRoute> {
             get(audit::list),
         ),
         ApiRoute::new(Method::GET, "/usage", P(Perm::UsageRead), get(usage::usage)),
+        ApiRoute::new(
+            Method::POST,
+            "/tickets",
+            P(Perm::CrmWrite),
+            post(tickets::create),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/tickets",
+            P(Perm::CrmRead),
+            get(tickets::list),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/tickets/{id}",
+            P(Perm::CrmRead),
+            get(tickets::get),
+        ),
+        ApiRoute::new(
+            Method::PATCH,
+            "/tickets/{id}",
+            P(Perm::CrmWrite),
+            patch(tickets::update),
+        ),
+        ApiRoute::new(
+            Method::DELETE,
+            "/tickets/{id}",
+            P(Perm::CrmDelete),
+            delete(tickets::delete),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/tickets/{id}/comments",
+            P(Perm::CrmWrite),
+            post(tickets::comment),
+        ),
+        ApiRoute::new(
+            Method::PATCH,
+            "/tickets/{id}/comments/{comment_id}",
+            P(Perm::CrmWrite),
+            patch(tickets::update_comment),
+        ),
+        ApiRoute::new(
+            Method::DELETE,
+            "/tickets/{id}/comments/{comment_id}",
+            P(Perm::CrmDelete),
+            delete(tickets::delete_comment),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/activities",
+            P(Perm::CrmWrite),
+            post(activities::create),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/activities",
+            P(Perm::CrmRead),
+            get(activities::list),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/activities/{id}",
+            P(Perm::CrmRead),
+            get(activities::get),
+        ),
+        ApiRoute::new(
+            Method::PATCH,
+            "/activities/{id}",
+            P(Perm::CrmWrite),
+            patch(activities::update),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/activities/{id}/complete",
+            P(Perm::CrmWrite),
+            post(activities::complete),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/activities/{id}/reopen",
+            P(Perm::CrmWrite),
+            post(activities::reopen),
+        ),
+        ApiRoute::new(
+            Method::DELETE,
+            "/activities/{id}",
+            P(Perm::CrmDelete),
+            delete(activities::delete),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/targets",
+            P(Perm::CrmAssign),
+            post(targets::create),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/targets",
+            P(Perm::CrmRead),
+            get(targets::list),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/targets/{id}",
+            P(Perm::CrmRead),
+            get(targets::get),
+        ),
+        ApiRoute::new(
+            Method::PATCH,
+            "/targets/{id}",
+            P(Perm::CrmAssign),
+            patch(targets::update),
+        ),
+        ApiRoute::new(
+            Method::DELETE,
+            "/targets/{id}",
+            P(Perm::CrmAssign),
+            delete(targets::delete),
+        ),
         ApiRoute::new(
             Method::GET,
             "/pipelines",

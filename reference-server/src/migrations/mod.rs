@@ -12,6 +12,7 @@ mod m20261123_000003_ledger;
 mod m20261123_000004_row_level_security;
 mod m20261123_000005_crm_records;
 mod m20261123_000006_pipelines_deals;
+mod m20261123_000007_tickets_activities_targets;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000004_row_level_security::Migration),
             Box::new(m20261123_000005_crm_records::Migration),
             Box::new(m20261123_000006_pipelines_deals::Migration),
+            Box::new(m20261123_000007_tickets_activities_targets::Migration),
         ]
     }
 }

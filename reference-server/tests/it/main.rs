@@ -6,7 +6,9 @@
 
 mod helpers;
 
+mod activities;
 mod auth;
+mod crm_support;
 mod deals;
 mod errors;
 mod health;
@@ -15,5 +17,7 @@ mod lifecycle;
 mod prospects;
 mod rate_limits;
 mod request_id;
+mod targets;
 mod tenancy;
+mod tickets;
 mod wallet;

@@ -42,6 +42,10 @@ struct World {
     deal_id: String,
     prospect_id: String,
     relationship_id: String,
+    ticket_id: String,
+    comment_id: String,
+    activity_id: String,
+    target_id: String,
 }
 
 /// Calls `/api/v1{path}` with a bearer token and an optional JSON body.
@@ -153,7 +157,63 @@ async fn world(app: &TestApp, name: &str, domain: &str) -> World {
     .await;
     assert_eq!(relationship.status(), 201);
     let relationship: Value = relationship.json().await.unwrap();
+    let created = |response: reqwest::Response| async move {
+        assert_eq!(response.status(), 201);
+        let body: Value = response.json().await.unwrap();
+        body["id"].as_str().unwrap().to_owned()
+    };
+    let ticket_id = created(
+        send(
+            app,
+            &admin_token,
+            Method::POST,
+            "/tickets",
+            Some(json!({"relationship_id": relationship["id"], "subject": format!("Ticket of {name}")})),
+        )
+        .await,
+    )
+    .await;
+    let comment_id = created(
+        send(
+            app,
+            &admin_token,
+            Method::POST,
+            &format!("/tickets/{ticket_id}/comments"),
+            Some(json!({"body": format!("Comment of {name}")})),
+        )
+        .await,
+    )
+    .await;
+    let activity_id = created(
+        send(
+            app,
+            &admin_token,
+            Method::POST,
+            "/activities",
+            Some(json!({"kind": "task", "subject_type": "ticket", "subject_id": ticket_id, "title": format!("Task of {name}")})),
+        )
+        .await,
+    )
+    .await;
+    let target_id = created(
+        send(
+            app,
+            &admin_token,
+            Method::POST,
+            "/targets",
+            Some(json!({
+                "name": format!("Target of {name}"), "metric": "activities_completed",
+                "period_start": "2026-01-01", "period_end": "2026-12-31", "goal": 10,
+            })),
+        )
+        .await,
+    )
+    .await;
     World {
+        ticket_id,
+        comment_id,
+        activity_id,
+        target_id,
         prospect_id: prospect["id"].as_str().unwrap().to_owned(),
         relationship_id: relationship["id"].as_str().unwrap().to_owned(),
         org: admin["organization"]["id"].as_str().unwrap().to_owned(),
@@ -203,6 +263,12 @@ fn victim_path(path: &str, victim: &World) -> String {
         &victim.prospect_id
     } else if path.starts_with("/relationships/") {
         &victim.relationship_id
+    } else if path.starts_with("/tickets/") {
+        &victim.ticket_id
+    } else if path.starts_with("/activities/") {
+        &victim.activity_id
+    } else if path.starts_with("/targets/") {
+        &victim.target_id
     } else {
         assert!(
             !path.contains('{'),
@@ -210,7 +276,14 @@ fn victim_path(path: &str, victim: &World) -> String {
         );
         return path.to_owned();
     };
-    path.replace("{id}", id)
+    let path = path
+        .replace("{id}", id)
+        .replace("{comment_id}", &victim.comment_id);
+    assert!(
+        !path.contains('{'),
+        "the isolation harness does not know a parameter of {path}: extend victim_path"
+    );
+    path
 }
 
 /// A valid body for each route that takes one, so that a refusal is about the tenant,
@@ -291,6 +364,31 @@ fn sample_body(method: &Method, path: &str, victim: &World) -> Option<Value> {
         ("PATCH", "/prospects/{id}") | ("PATCH", "/relationships/{id}") => {
             Some(json!({"name": "Renamed by the harness"}))
         }
+        ("POST", "/tickets") => Some(json!({
+            "relationship_id": victim.relationship_id,
+            "subject": "Harness ticket",
+            "assignee_id": victim.admin_user,
+        })),
+        ("PATCH", "/tickets/{id}") => Some(json!({"subject": "Renamed by the harness"})),
+        ("POST", "/tickets/{id}/comments") | ("PATCH", "/tickets/{id}/comments/{comment_id}") => {
+            Some(json!({"body": "Written by the harness"}))
+        }
+        ("POST", "/activities") => Some(json!({
+            "kind": "note",
+            "subject_type": "ticket",
+            "subject_id": victim.ticket_id,
+            "title": "Harness note",
+        })),
+        ("PATCH", "/activities/{id}") => Some(json!({"title": "Renamed by the harness"})),
+        ("POST", "/targets") => Some(json!({
+            "name": "Harness target",
+            "metric": "activities_completed",
+            "user_ids": [victim.member_user],
+            "period_start": "2026-01-01",
+            "period_end": "2026-12-31",
+            "goal": 3,
+        })),
+        ("PATCH", "/targets/{id}") => Some(json!({"name": "Renamed by the harness"})),
         (_, _) if matches!(method.as_str(), "POST" | "PATCH" | "PUT") => Some(json!({})),
         _ => None,
     }
@@ -430,6 +528,10 @@ async fn every_route_keeps_tenants_apart(app: TestApp) {
         "Alpha Traders secret deal".to_owned(),
         victim.prospect_id.clone(),
         victim.relationship_id.clone(),
+        victim.ticket_id.clone(),
+        victim.comment_id.clone(),
+        victim.activity_id.clone(),
+        victim.target_id.clone(),
         "alpha.example".to_owned(),
         "Alpha Traders".to_owned(),
     ];
@@ -514,6 +616,10 @@ async fn the_permission_matrix_holds_over_http(app: TestApp) {
         deal_id: uuid::Uuid::now_v7().to_string(),
         prospect_id: uuid::Uuid::now_v7().to_string(),
         relationship_id: uuid::Uuid::now_v7().to_string(),
+        ticket_id: uuid::Uuid::now_v7().to_string(),
+        comment_id: uuid::Uuid::now_v7().to_string(),
+        activity_id: uuid::Uuid::now_v7().to_string(),
+        target_id: uuid::Uuid::now_v7().to_string(),
     };
     let mut rows = 0;
     for (role, role_token) in &roles {
