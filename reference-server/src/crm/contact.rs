@@ -3,12 +3,13 @@
 //! for both, and the search text derived from them; and who a record belongs to.
 
 use edge_core::{Error, Msisdn};
-use edge_tenancy::{Permission, TenantContext};
+use edge_tenancy::TenantContext;
 use sea_orm::ConnectionTrait;
 use serde_json::{Map, Value, json};
 
 use super::custom_fields::{self, RecordKind};
-use super::fields::{Checks, caller, check_assignee};
+use super::fields::{Checks, caller};
+use super::records::check_assignment;
 use super::list::search_text;
 use super::{CrmContext, tags};
 
@@ -162,9 +163,8 @@ impl ContactRow<'_> {
     }
 }
 
-/// Sets who a record belongs to (`field`: `owner_id`, `account_manager_id`). On a create
-/// the default is the caller; giving a record to someone else, or taking it from its
-/// owner, needs [`Permission::CrmAssign`] (see [`check_assignee`]).
+/// Sets who a record belongs to (`field`: `owner_id`, `account_manager_id`): on a
+/// create the default is the caller; changes follow [`check_assignment`].
 pub async fn assign(
     db: &impl ConnectionTrait,
     ctx: &TenantContext,
@@ -178,13 +178,8 @@ pub async fn assign(
         None if creating => caller(ctx),
         None => *current,
     };
-    if owner != *current || creating {
-        if let Some(owner) = owner {
-            check_assignee(db, ctx, field, owner).await?;
-        } else if !creating {
-            ctx.require(Permission::CrmAssign)?;
-        }
-        *current = owner;
-    }
+    let before = if creating { None } else { *current };
+    check_assignment(db, ctx, field, before, owner).await?;
+    *current = owner;
     Ok(())
 }
