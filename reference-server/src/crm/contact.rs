@@ -9,8 +9,8 @@ use serde_json::{Map, Value, json};
 
 use super::custom_fields::{self, RecordKind};
 use super::fields::{Checks, caller};
-use super::records::check_assignment;
 use super::list::search_text;
+use super::records::check_assignment;
 use super::{CrmContext, tags};
 
 /// The contact fields of a create or update; absent fields stay as they are, `Some(None)`

@@ -44,12 +44,11 @@ use super::pipelines::{
     StageView, active_stages, begin_write, db_err, default_pipeline, find_pipeline, find_stage,
     lock_pipeline, stages_by_id,
 };
+use super::records::is_active_member;
 use super::visibility::Scope;
 use super::{CrmContext, fields, prospects, relationships, tags};
 use crate::audit::{self, Actor, ClientInfo};
-use crate::entities::{
-    deal_stage_moves, deals, memberships, pipeline_stages, pipelines as pipeline_rows,
-};
+use crate::entities::{deal_stage_moves, deals, pipeline_stages, pipelines as pipeline_rows};
 
 /// The space between the ranks of neighbouring cards when a column is (re)numbered or a
 /// card is put at either end.
@@ -503,28 +502,13 @@ fn custom_values(
     }
 }
 
-async fn is_active_member<C: ConnectionTrait>(
-    conn: &C,
-    org: OrgId,
-    user: uuid::Uuid,
-) -> Result<bool, Error> {
-    Ok(memberships::Entity::find()
-        .filter(memberships::Column::OrganizationId.eq(org.as_uuid()))
-        .filter(memberships::Column::UserId.eq(user))
-        .filter(memberships::Column::Status.eq("active"))
-        .one(conn)
-        .await
-        .map_err(db_err)?
-        .is_some())
-}
-
 fn money(row: &deals::Model) -> Result<Money, Error> {
     let currency: Currency = row.currency.parse().map_err(Error::internal)?;
     Ok(Money::from_minor(row.value_minor, currency))
 }
 
 fn tags_of(row: &deals::Model) -> Vec<String> {
-    serde_json::from_value(row.tags.clone()).unwrap_or_default()
+    super::contact::strings(&row.tags)
 }
 
 fn object(value: &Value) -> Map<String, Value> {
