@@ -11,7 +11,8 @@ use chrono::{DateTime, Duration, SubsecRound, Utc};
 
 /// A source of the current time.
 pub trait Clock: Send + Sync + Debug {
-    /// The current instant, in UTC.
+    /// The current instant, in UTC, to the microsecond (what databases keep, so a time
+    /// written and read back compares equal).
     fn now(&self) -> DateTime<Utc>;
 }
 
@@ -58,7 +59,10 @@ impl FixedClock {
 
 impl Clock for FixedClock {
     fn now(&self) -> DateTime<Utc> {
-        *self.now.lock().unwrap_or_else(|poison| poison.into_inner())
+        self.now
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .trunc_subsecs(6)
     }
 }
 

@@ -144,15 +144,20 @@ async fn prepare(admin_url: &str, reuse: bool) -> (String, String, Option<Vec<Se
     }
     let started = Instant::now();
     let mut done = 0;
-    let orgs = edge_server::seed::run(&owner, &plan, chrono::Utc::now(), |org| {
-        done += org.prospects;
-        if done % 100_000 < org.prospects {
-            println!(
-                "  seeded {done} prospects ({:.0} s)",
-                started.elapsed().as_secs_f64()
-            );
-        }
-    })
+    let orgs = edge_server::seed::run(
+        &owner,
+        &plan,
+        edge_core::Clock::now(&edge_core::SystemClock),
+        |org| {
+            done += org.prospects;
+            if done % 100_000 < org.prospects {
+                println!(
+                    "  seeded {done} prospects ({:.0} s)",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        },
+    )
     .await
     .unwrap();
     println!(

@@ -172,7 +172,8 @@ async fn seed_data(config: Config, plan: crate::seed::SeedPlan) -> ExitCode {
         }
     };
     let started = std::time::Instant::now();
-    let result = crate::seed::run(&db, &plan, chrono::Utc::now(), |org| {
+    let now = edge_core::Clock::now(&edge_core::SystemClock);
+    let result = crate::seed::run(&db, &plan, now, |org| {
         let admin = org.members.first().map(|m| m.0.as_str()).unwrap_or("-");
         println!(
             "{} ({}): {} prospects, admin {admin}",
@@ -242,7 +243,7 @@ async fn admin(config: Config, action: AdminAction) -> ExitCode {
     };
     match crate::identity::operator::create_operator(
         &db,
-        chrono::Utc::now(),
+        edge_core::Clock::now(&edge_core::SystemClock),
         &email,
         &name,
         secrecy::SecretString::from(password),
@@ -292,7 +293,7 @@ async fn org(config: Config, action: OrgAction) -> ExitCode {
         &db,
         crate::audit::Actor::System,
         &crate::audit::ClientInfo::default(),
-        chrono::Utc::now(),
+        edge_core::Clock::now(&edge_core::SystemClock),
         input,
     )
     .await

@@ -27,7 +27,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, NaiveDate, SubsecRound as _, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use edge_core::{Currency, Error, FieldError, Money, OrgId};
 use edge_tenancy::{Permission, TenantContext};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait as _};
@@ -39,12 +39,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::custom_fields::{self, RecordKind};
+use super::fields::validation;
 use super::list::{ListQuery, ListSpec, SortKind, SortValue, Sortable};
 use super::pipelines::{
-    StageView, active_stages, begin_write, db_err, default_pipeline, find_pipeline, find_stage,
+    StageView, active_stages, begin_write, default_pipeline, find_pipeline, find_stage,
     lock_pipeline, stages_by_id,
 };
-use super::records::is_active_member;
+use super::records::{db_err, is_active_member};
 use super::visibility::Scope;
 use super::{CrmContext, fields, prospects, relationships, tags};
 use crate::audit::{self, Actor, ClientInfo};
@@ -307,18 +308,6 @@ async fn caller(db: &DatabaseConnection, ctx: &TenantContext) -> Result<Caller, 
         user: fields::caller(ctx),
         cx: CrmContext::load(db, ctx).await?,
     })
-}
-
-fn now_micros(now: DateTime<Utc>) -> DateTime<Utc> {
-    now.trunc_subsecs(6)
-}
-
-fn validation(problems: Vec<FieldError>) -> Result<(), Error> {
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Validation(problems))
-    }
 }
 
 /// The deals of `org` the scope may see (not deleted).
@@ -861,7 +850,6 @@ pub async fn create(
     input: NewDeal,
 ) -> Result<DealView, Error> {
     ctx.require(Permission::CrmWrite)?;
-    let now = now_micros(now);
     let caller = caller(db, ctx).await?;
     let org = caller.org;
     let mut problems = Vec::new();
@@ -1009,7 +997,6 @@ pub async fn update(
     patch: DealPatch,
 ) -> Result<DealView, Error> {
     ctx.require(Permission::CrmWrite)?;
-    let now = now_micros(now);
     let caller = caller(db, ctx).await?;
     let org = caller.org;
     let txn = begin_write(db).await?;
@@ -1148,7 +1135,6 @@ pub async fn delete(
     id: uuid::Uuid,
 ) -> Result<(), Error> {
     ctx.require(Permission::CrmDelete)?;
-    let now = now_micros(now);
     let caller = caller(db, ctx).await?;
     let txn = begin_write(db).await?;
     let current = find_visible(&txn, &caller, id, true).await?;
@@ -1213,7 +1199,6 @@ pub async fn move_deal(
     input: MoveDeal,
 ) -> Result<DealView, Error> {
     ctx.require(Permission::CrmWrite)?;
-    let now = now_micros(now);
     let caller = caller(db, ctx).await?;
     let org = caller.org;
     let txn = begin_write(db).await?;
@@ -1322,7 +1307,6 @@ pub async fn close(
     input: CloseDeal,
 ) -> Result<DealView, Error> {
     ctx.require(Permission::CrmWrite)?;
-    let now = now_micros(now);
     let caller = caller(db, ctx).await?;
     let org = caller.org;
     let txn = begin_write(db).await?;
@@ -1376,7 +1360,6 @@ pub async fn reopen(
     id: uuid::Uuid,
 ) -> Result<DealView, Error> {
     ctx.require(Permission::CrmWrite)?;
-    let now = now_micros(now);
     let caller = caller(db, ctx).await?;
     let org = caller.org;
     let txn = begin_write(db).await?;

@@ -173,11 +173,16 @@ impl Checks {
 
     /// Fails with every problem found, if any.
     pub fn finish(self) -> Result<(), Error> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Validation(self.0))
-        }
+        validation(self.0)
+    }
+}
+
+/// `Ok` when there are no problems, else one validation error naming them all.
+pub fn validation(problems: Vec<FieldError>) -> Result<(), Error> {
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Validation(problems))
     }
 }
 

@@ -19,7 +19,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, SubsecRound as _, Utc};
+use chrono::{DateTime, Utc};
 use edge_core::{Error, FieldError, OrgId};
 use edge_tenancy::{Permission, TenantContext};
 use sea_orm::sea_query::Expr;
@@ -32,6 +32,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::deals;
+use super::fields::validation;
+use super::records::db_err;
 use crate::audit::{self, Actor, ClientInfo};
 use crate::entities::{deals as deal_rows, pipeline_stages, pipelines};
 
@@ -167,10 +169,6 @@ pub struct ArchiveStage {
     pub move_deals_to: Option<uuid::Uuid>,
 }
 
-pub(crate) fn db_err(e: sea_orm::DbErr) -> Error {
-    Error::internal(e)
-}
-
 /// Begins a transaction that writes: on SQLite it takes the write lock at once
 /// (`BEGIN IMMEDIATE`), so it waits for other writers instead of failing later when a
 /// read lock cannot be upgraded.
@@ -283,10 +281,6 @@ pub(crate) async fn active_stages<C: ConnectionTrait>(
         .map_err(db_err)
 }
 
-fn now_micros(now: DateTime<Utc>) -> DateTime<Utc> {
-    now.trunc_subsecs(6)
-}
-
 fn check_name(field: &str, name: &str, problems: &mut Vec<FieldError>) -> String {
     let name = name.trim().to_owned();
     if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
@@ -306,14 +300,6 @@ fn check_probability(field: &str, probability: Option<i32>, problems: &mut Vec<F
 
 fn same_name(a: &str, b: &str) -> bool {
     a.to_lowercase() == b.to_lowercase()
-}
-
-fn validation(problems: Vec<FieldError>) -> Result<(), Error> {
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Validation(problems))
-    }
 }
 
 fn stage_row(
@@ -363,7 +349,6 @@ pub async fn create_default<C: ConnectionTrait>(
     org: OrgId,
     now: DateTime<Utc>,
 ) -> Result<pipelines::Model, Error> {
-    let now = now_micros(now);
     let pipeline = pipelines::Model {
         organization_id: org.as_uuid(),
         id: uuid::Uuid::now_v7(),
@@ -528,7 +513,6 @@ pub async fn create(
     input: NewPipeline,
 ) -> Result<PipelineView, Error> {
     ctx.require(Permission::OrgUpdate)?;
-    let now = now_micros(now);
     let org = ctx.org();
     let mut problems = Vec::new();
     let name = check_name("name", &input.name, &mut problems);
@@ -661,7 +645,6 @@ pub async fn update(
     patch: PipelinePatch,
 ) -> Result<PipelineView, Error> {
     ctx.require(Permission::OrgUpdate)?;
-    let now = now_micros(now);
     let org = ctx.org();
     let mut problems = Vec::new();
     let name = patch
@@ -726,7 +709,6 @@ pub async fn archive(
     id: uuid::Uuid,
 ) -> Result<PipelineView, Error> {
     ctx.require(Permission::OrgUpdate)?;
-    let now = now_micros(now);
     let org = ctx.org();
     let txn = begin_write(db).await?;
     let current = lock_active(&txn, org, id).await?;
@@ -780,7 +762,6 @@ pub async fn add_stage(
     input: NewStage,
 ) -> Result<PipelineView, Error> {
     ctx.require(Permission::OrgUpdate)?;
-    let now = now_micros(now);
     let org = ctx.org();
     let mut problems = Vec::new();
     let name = check_name("name", &input.name, &mut problems);
@@ -851,7 +832,6 @@ pub async fn update_stage(
     patch: StagePatch,
 ) -> Result<PipelineView, Error> {
     ctx.require(Permission::OrgUpdate)?;
-    let now = now_micros(now);
     let org = ctx.org();
     let mut problems = Vec::new();
     let name = patch
@@ -942,7 +922,6 @@ pub async fn reorder_stages(
     order: StageOrder,
 ) -> Result<PipelineView, Error> {
     ctx.require(Permission::OrgUpdate)?;
-    let now = now_micros(now);
     let org = ctx.org();
     let txn = begin_write(db).await?;
     let current = lock_active(&txn, org, pipeline).await?;
@@ -1002,7 +981,6 @@ pub async fn archive_stage(
     input: ArchiveStage,
 ) -> Result<PipelineView, Error> {
     ctx.require(Permission::OrgUpdate)?;
-    let now = now_micros(now);
     let org = ctx.org();
     let txn = begin_write(db).await?;
     let (current, stage) = lock_stage(&txn, org, pipeline, stage).await?;

@@ -586,7 +586,7 @@ async fn default_pipelines_for_existing_organizations(m: &SchemaManager<'_>) -> 
         .from(Organizations::Table)
         .to_owned();
     let rows = db.query_all(&select).await?;
-    let now = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6);
+    let now = edge_core::Clock::now(&edge_core::SystemClock);
     for row in rows {
         let org: Uuid = row.try_get("", "id")?;
         let pipeline = Uuid::now_v7();
