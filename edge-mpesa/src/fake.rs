@@ -1,12 +1,19 @@
 //! An in-process fake Daraja for tests and demos (feature `test-util`).
 //!
-//! [`FakeDaraja`] listens on `127.0.0.1:0`, issues tokens, checks the STK password against
-//! the shortcode, passkey and timestamp, answers every API of this crate, and **posts the
+//! [`FakeDaraja`] listens on `127.0.0.1:0` (or any address, with
+//! [`FakeDaraja::start_on`]), issues tokens, checks the STK password against the
+//! shortcode, passkey and timestamp, answers every API of this crate, and **posts the
 //! callbacks** to the request's `CallBackURL` / `ResultURL` after a configurable delay.
 //! Outcomes are scripted per phone number or amount; it can send a callback twice, drop
 //! it (so only STK query tells the truth), answer 500s, be slow, or expire tokens early.
 //! Every request is recorded. Unknown paths answer 404 and are recorded too, so an
 //! unmatched call fails loudly.
+//!
+//! C2B works as in the sandbox: `registerurl` (v1 or v2) remembers a shortcode's URLs,
+//! and a simulated payment (`/mpesa/c2b/v{1,2}/simulate`, or
+//! [`FakeDaraja::simulate_c2b`]) posts the validation request, then — if validation
+//! accepts, or does not answer and the `ResponseType` is `Completed` — the confirmation.
+//! See [`C2bRegistration`] and [`C2bStatus`].
 //!
 //! [`CallbackSink`] is the other side: a tiny server that collects what is posted to it.
 //!
@@ -23,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -32,9 +39,13 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::Environment;
 use crate::json::text;
 use crate::time::{EAT, Timestamp, stk_password};
+use crate::{C2bVersion, Environment};
+
+mod c2b;
+
+pub use c2b::{C2bRegistration, C2bStatus, FakeC2bError};
 
 /// A scripted result for an STK push (or a B2C payout).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,9 +119,44 @@ impl RecordedRequest {
     }
 }
 
+/// What a callback the fake posts is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CallbackKind {
+    /// An STK push result, posted to the push's `CallBackURL`.
+    Stk,
+    /// A result of an initiator API (B2C, B2B, transaction status, account balance,
+    /// reversal), posted to the request's `ResultURL`.
+    Result,
+    /// A C2B validation request, posted to the shortcode's registered `ValidationURL`.
+    C2bValidation,
+    /// A C2B confirmation, posted to the shortcode's registered `ConfirmationURL`.
+    C2bConfirmation,
+}
+
+impl CallbackKind {
+    /// A short lower-case name: `stk`, `result`, `c2b-validation`, `c2b-confirmation`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallbackKind::Stk => "stk",
+            CallbackKind::Result => "result",
+            CallbackKind::C2bValidation => "c2b-validation",
+            CallbackKind::C2bConfirmation => "c2b-confirmation",
+        }
+    }
+}
+
+impl fmt::Display for CallbackKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A callback the fake posted (or tried to).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SentCallback {
+    /// What it is.
+    pub kind: CallbackKind,
     /// Where it went.
     pub url: String,
     /// The JSON body.
@@ -133,6 +179,7 @@ struct Config {
     reject_tokens: bool,
     response_delay: Duration,
     token_lifetime: u64,
+    c2b_validation_timeout: Duration,
 }
 
 struct StkRecord {
@@ -148,6 +195,45 @@ struct Log {
     token_requests: usize,
 }
 
+/// Something the fake did, as told to a [`FakeDaraja::on_event`] observer.
+///
+/// Events carry no headers and no bodies, so no consumer secret, token, passkey or STK
+/// password ever appears in one. Callback URLs appear whole: redact them before logging
+/// if they carry a secret path token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FakeEvent {
+    /// The fake answered a request.
+    Answered {
+        /// `GET`, `POST`, …
+        method: String,
+        /// The path, without the query.
+        path: String,
+        /// The HTTP status of the answer.
+        status: u16,
+        /// `errorCode` and `errorMessage` when the answer is Daraja's error envelope.
+        error: Option<String>,
+    },
+    /// The fake posted a callback.
+    CallbackSent {
+        /// What it is.
+        kind: CallbackKind,
+        /// Where it went.
+        url: String,
+        /// The receiver's HTTP status, or `None` if delivery failed (refused, timed out).
+        status: Option<u16>,
+    },
+    /// A simulated C2B payment is settled: confirmed, rejected or cancelled.
+    C2bFinished {
+        /// Its `TransID`.
+        trans_id: String,
+        /// How it ended.
+        status: C2bStatus,
+    },
+}
+
+type Observer = Arc<dyn Fn(&FakeEvent) + Send + Sync>;
+
 struct Shared {
     config: Mutex<Config>,
     log: Mutex<Log>,
@@ -155,8 +241,21 @@ struct Shared {
     token_epoch: AtomicU64,
     stk: Mutex<HashMap<String, StkRecord>>,
     originator_ids: Mutex<HashSet<String>>,
+    c2b: Mutex<c2b::C2bState>,
     counter: AtomicU64,
+    last_trans_id: AtomicU64,
+    observer: Mutex<Option<Observer>>,
+    runtime: tokio::runtime::Handle,
     http: reqwest::Client,
+}
+
+impl Shared {
+    fn emit(&self, event: FakeEvent) {
+        let observer = lock(&self.observer).clone();
+        if let Some(observer) = observer {
+            observer(&event);
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -178,22 +277,31 @@ impl fmt::Debug for FakeDaraja {
     }
 }
 
-/// Why the fake could not start.
+/// Why the fake (or a [`CallbackSink`]) could not start, for example because its
+/// address is in use.
 #[derive(Debug, thiserror::Error)]
 #[error("could not start the fake: {0}")]
 pub struct FakeStartError(String);
 
 impl FakeDaraja {
-    /// Starts a fake on `127.0.0.1:0`. Every consumer key and secret is accepted until
-    /// [`FakeDaraja::app`] registers one; STK shortcodes must be registered with
-    /// [`FakeDaraja::merchant`]. Callbacks are posted after 50 ms by default.
+    /// Starts a fake on `127.0.0.1:0` (a free port; see [`FakeDaraja::base_url`]).
+    ///
+    /// Every consumer key and secret is accepted until [`FakeDaraja::app`] registers one;
+    /// STK shortcodes must be registered with [`FakeDaraja::merchant`]. Callbacks are
+    /// posted after 50 ms by default.
     pub async fn start() -> Result<Self, FakeStartError> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Starts a fake listening on `addr` (port 0 picks a free port), on the caller's Tokio
+    /// runtime. Fails with an error naming the address if it cannot be bound.
+    pub async fn start_on(addr: SocketAddr) -> Result<Self, FakeStartError> {
+        let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|e| FakeStartError(e.to_string()))?;
+            .map_err(|e| FakeStartError(format!("cannot listen on {addr}: {e}")))?;
         let addr = listener
             .local_addr()
-            .map_err(|e| FakeStartError(e.to_string()))?;
+            .map_err(|e| FakeStartError(format!("cannot read the bound address: {e}")))?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(
                 crate::client::tls_config().map_err(|e| FakeStartError(e.to_string()))?,
@@ -216,13 +324,18 @@ impl FakeDaraja {
                 reject_tokens: false,
                 response_delay: Duration::ZERO,
                 token_lifetime: 3599,
+                c2b_validation_timeout: Duration::from_secs(8),
             }),
             log: Mutex::new(Log::default()),
             tokens: Mutex::new(HashMap::new()),
             token_epoch: AtomicU64::new(0),
             stk: Mutex::new(HashMap::new()),
             originator_ids: Mutex::new(HashSet::new()),
+            c2b: Mutex::new(c2b::C2bState::default()),
             counter: AtomicU64::new(1),
+            last_trans_id: AtomicU64::new(0),
+            observer: Mutex::new(None),
+            runtime: tokio::runtime::Handle::current(),
             http,
         });
         let router = Router::new().fallback(handle).with_state(shared.clone());
@@ -241,9 +354,23 @@ impl FakeDaraja {
         })
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// The address the fake listens on (with the real port when started on port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`: where clients reach the fake. When it listens on an
+    /// unspecified address (`0.0.0.0`, `[::]`), the URL names the loopback address of the
+    /// same family instead, which a client on this machine can always connect to.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        let mut addr = self.addr;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        format!("http://{addr}")
     }
 
     /// An [`Environment::Custom`] pointing here.
@@ -333,6 +460,86 @@ impl FakeDaraja {
         self
     }
 
+    /// How long a C2B validation URL has to answer before the registered `ResponseType`
+    /// decides (default 8 s, about what M-Pesa allows).
+    pub fn c2b_validation_timeout(&self, timeout: Duration) -> &Self {
+        self.config().c2b_validation_timeout = timeout;
+        self
+    }
+
+    /// Calls `observer` for every request answered, every callback posted and every
+    /// simulated C2B payment settled (see [`FakeEvent`]), from the fake's own tasks.
+    /// Replaces the previous observer. Keep it quick: it runs before the answer is sent.
+    pub fn on_event<F>(&self, observer: F) -> &Self
+    where
+        F: Fn(&FakeEvent) + Send + Sync + 'static,
+    {
+        *lock(&self.shared.observer) = Some(Arc::new(observer));
+        self
+    }
+
+    /// Registers C2B URLs for `shortcode`, as `POST /mpesa/c2b/v{1,2}/registerurl` does.
+    /// Registering again replaces them (as the sandbox allows).
+    pub fn register_c2b(&self, shortcode: &str, registration: C2bRegistration) -> &Self {
+        c2b::register(&self.shared, shortcode, registration);
+        self
+    }
+
+    /// The C2B URLs registered for `shortcode`.
+    pub fn c2b_registration(&self, shortcode: &str) -> Option<C2bRegistration> {
+        c2b::registration(&self.shared, shortcode)
+    }
+
+    /// Simulates a customer paying `amount` whole shillings from `phone` (any form
+    /// [`edge_core::Msisdn`] accepts) to the paybill `shortcode`, account `bill_ref`, as
+    /// `POST /mpesa/c2b/v1/simulate` with `CustomerPayBillOnline` does.
+    ///
+    /// Returns the payment's `TransID` at once; after the callback delay the fake posts
+    /// the validation request (if a validation URL is registered) and then, unless
+    /// validation refuses it, the confirmation with the same `TransID`. Follow it with
+    /// [`FakeDaraja::c2b_status`] or [`FakeDaraja::wait_for_c2b`]. Fails, sending nothing,
+    /// if the shortcode has no registered URLs or a value is invalid.
+    pub fn simulate_c2b(
+        &self,
+        shortcode: &str,
+        phone: &str,
+        amount: i64,
+        bill_ref: &str,
+    ) -> Result<String, FakeC2bError> {
+        let msisdn = phone
+            .parse::<edge_core::Msisdn>()
+            .map_err(|_| FakeC2bError::Invalid("Msisdn"))?;
+        c2b::simulate(
+            &self.shared,
+            c2b::Payment {
+                shortcode: shortcode.to_owned(),
+                command: c2b::Command::PayBill,
+                amount,
+                msisdn: msisdn.daraja().to_owned(),
+                bill_ref: bill_ref.to_owned(),
+            },
+        )
+    }
+
+    /// Where the simulated C2B payment `trans_id` stands, or `None` if the fake never
+    /// issued that `TransID`.
+    pub fn c2b_status(&self, trans_id: &str) -> Option<C2bStatus> {
+        c2b::status(&self.shared, trans_id)
+    }
+
+    /// Waits until the simulated C2B payment `trans_id` is settled (every callback for
+    /// it posted), or `timeout` passes; then returns [`FakeDaraja::c2b_status`].
+    pub async fn wait_for_c2b(&self, trans_id: &str, timeout: Duration) -> Option<C2bStatus> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let status = self.c2b_status(trans_id);
+            if status != Some(C2bStatus::Pending) || tokio::time::Instant::now() >= deadline {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Invalidates every token issued so far, as if they had expired early.
     pub fn expire_tokens(&self) -> &Self {
         self.shared.token_epoch.fetch_add(1, Ordering::SeqCst);
@@ -404,6 +611,39 @@ fn bad_field(field: &str, request_id: &str) -> Response {
 
 async fn handle(
     State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let method_name = method.to_string();
+    let path = uri.path().to_owned();
+    let response = answer(shared.clone(), method, uri, headers, body).await;
+    if lock(&shared.observer).is_none() {
+        return response;
+    }
+    let status = response.status().as_u16();
+    let (parts, body) = response.into_parts();
+    // The fake's answers are small JSON bodies it built itself.
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let error = serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| {
+        let code = v.get("errorCode").and_then(text)?;
+        let message = v.get("errorMessage").and_then(text).unwrap_or_default();
+        Some(format!("{code} {message}"))
+    });
+    shared.emit(FakeEvent::Answered {
+        method: method_name,
+        path,
+        status,
+        error,
+    });
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+async fn answer(
+    shared: Arc<Shared>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -491,8 +731,14 @@ async fn handle(
     match path.as_str() {
         "/mpesa/stkpush/v1/processrequest" => stk_push(&shared, &body, &request_id),
         "/mpesa/stkpushquery/v1/query" => stk_query(&shared, &body, &request_id),
-        "/mpesa/c2b/v1/registerurl" | "/mpesa/c2b/v2/registerurl" => {
-            c2b_register(&body, &request_id)
+        "/mpesa/c2b/v1/registerurl" => {
+            c2b::register_http(&shared, &body, &request_id, C2bVersion::V1)
+        }
+        "/mpesa/c2b/v2/registerurl" => {
+            c2b::register_http(&shared, &body, &request_id, C2bVersion::V2)
+        }
+        "/mpesa/c2b/v1/simulate" | "/mpesa/c2b/v2/simulate" => {
+            c2b::simulate_http(&shared, &body, &request_id)
         }
         "/mpesa/b2c/v1/paymentrequest" | "/mpesa/b2c/v3/paymentrequest" => {
             initiator(&shared, &body, &request_id, Api::B2c)
@@ -679,6 +925,7 @@ fn stk_push(shared: &Arc<Shared>, body: &Value, request_id: &str) -> Response {
     let callback = json!({"Body": {"stkCallback": callback}});
     schedule(
         shared,
+        CallbackKind::Stk,
         callback_url,
         callback,
         delay,
@@ -704,44 +951,86 @@ fn code_value(code: &str) -> Value {
 
 fn schedule(
     shared: &Arc<Shared>,
+    kind: CallbackKind,
     url: String,
     body: Value,
     delay: Duration,
     decides_stk: Option<String>,
 ) {
     let shared = shared.clone();
-    tokio::spawn(async move {
+    shared.runtime.clone().spawn(async move {
         tokio::time::sleep(delay).await;
         if let Some(checkout) = decides_stk
             && let Some(record) = lock(&shared.stk).get_mut(&checkout)
         {
             record.decided = true;
         }
-        let (drop, twice) = {
-            let config = lock(&shared.config);
-            (config.drop_callbacks, config.duplicate_callbacks)
-        };
-        if drop {
-            return;
-        }
         let body = body.to_string();
-        for _ in 0..if twice { 2 } else { 1 } {
-            let status = shared
-                .http
-                .post(&url)
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(body.clone())
-                .send()
-                .await
-                .ok()
-                .map(|r| r.status().as_u16());
-            lock(&shared.log).callbacks.push(SentCallback {
-                url: url.clone(),
-                body: body.clone(),
-                status,
-            });
+        for _ in 0..copies(&shared) {
+            deliver(&shared, kind, &url, &body, None).await;
         }
     });
+}
+
+/// How many times to post a callback: 0 with `drop_callbacks`, 2 with
+/// `duplicate_callbacks`, else 1.
+fn copies(shared: &Shared) -> usize {
+    let config = lock(&shared.config);
+    if config.drop_callbacks {
+        0
+    } else if config.duplicate_callbacks {
+        2
+    } else {
+        1
+    }
+}
+
+/// What came back from a posted callback.
+struct Delivery {
+    /// The receiver's HTTP status, `None` if delivery failed.
+    status: Option<u16>,
+    /// The receiver's body, `None` if it could not be read.
+    reply: Option<Bytes>,
+}
+
+/// Posts one callback, records it and tells the observer.
+async fn deliver(
+    shared: &Shared,
+    kind: CallbackKind,
+    url: &str,
+    body: &str,
+    timeout: Option<Duration>,
+) -> Delivery {
+    let mut request = shared
+        .http
+        .post(url)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body.to_owned());
+    if let Some(timeout) = timeout {
+        request = request.timeout(timeout);
+    }
+    let delivery = match request.send().await {
+        Ok(response) => Delivery {
+            status: Some(response.status().as_u16()),
+            reply: response.bytes().await.ok(),
+        },
+        Err(_) => Delivery {
+            status: None,
+            reply: None,
+        },
+    };
+    lock(&shared.log).callbacks.push(SentCallback {
+        kind,
+        url: url.to_owned(),
+        body: body.to_owned(),
+        status: delivery.status,
+    });
+    shared.emit(FakeEvent::CallbackSent {
+        kind,
+        url: url.to_owned(),
+        status: delivery.status,
+    });
+    delivery
 }
 
 fn stk_query(shared: &Shared, body: &Value, request_id: &str) -> Response {
@@ -771,28 +1060,6 @@ fn stk_query(shared: &Shared, body: &Value, request_id: &str) -> Response {
             "CheckoutRequestID": checkout,
             "ResultCode": code,
             "ResultDesc": description,
-        }),
-    )
-}
-
-fn c2b_register(body: &Value, request_id: &str) -> Response {
-    for url in ["ConfirmationURL", "ValidationURL"] {
-        if !valid_url(&field(body, url)) {
-            return bad_field(url, request_id);
-        }
-    }
-    if !matches!(
-        field(body, "ResponseType").as_str(),
-        "Completed" | "Cancelled"
-    ) {
-        return bad_field("ResponseType", request_id);
-    }
-    json_response(
-        StatusCode::OK,
-        json!({
-            "OriginatorCoversationID": request_id,
-            "ResponseCode": "0",
-            "ResponseDescription": "Success",
         }),
     )
 }
@@ -927,7 +1194,14 @@ fn initiator(shared: &Arc<Shared>, body: &Value, request_id: &str, api: Api) -> 
         };
         result["ResultParameters"] = json!({"ResultParameter": params});
     }
-    schedule(shared, result_url, json!({"Result": result}), delay, None);
+    schedule(
+        shared,
+        CallbackKind::Result,
+        result_url,
+        json!({"Result": result}),
+        delay,
+        None,
+    );
     json_response(
         StatusCode::OK,
         json!({

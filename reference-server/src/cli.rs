@@ -7,6 +7,8 @@ use clap::{Parser, Subcommand};
 use crate::config::Config;
 use crate::{Application, db, shutdown_signal, telemetry};
 
+mod fake_daraja;
+
 /// The Edge reference server. Configuration comes from `EDGE_*` environment variables
 /// (see the README); with none at all it runs on SQLite under ./data on 127.0.0.1:8080.
 #[derive(Debug, Parser)]
@@ -58,6 +60,14 @@ enum Command {
         #[arg(long, default_value_t = 254)]
         seed: u64,
     },
+    /// Run a fake Safaricom Daraja (M-Pesa) API, with callbacks, to test against.
+    ///
+    /// It answers tokens, STK push and query, C2B register and simulate, B2C, B2B,
+    /// transaction status, account balance, reversal and QR, and posts the callbacks to
+    /// the URLs in the requests (C2B: to the registered URLs), until Ctrl-C or SIGTERM.
+    /// It prints the base URL to give a Daraja client, and logs every request and
+    /// callback to stderr (never credentials).
+    FakeDaraja(fake_daraja::FakeDarajaArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -84,7 +94,8 @@ enum OrgAction {
         /// URL-safe unique name (derived from the name if absent).
         #[arg(long)]
         slug: Option<String>,
-        /// free, standard, enterprise.
+        /// The code of an active plan (free, standard, enterprise, or one an operator
+        /// added); default standard.
         #[arg(long)]
         plan: Option<String>,
         /// Currency (KES, UGX, TZS, RWF, USD).
@@ -109,8 +120,16 @@ enum MigrateAction {
 
 /// Parses the command line and runs it on a new Tokio runtime.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let config = match Config::from_env() {
+    let command = Cli::parse().command.unwrap_or(Command::Serve);
+    let config = match &command {
+        // The fake needs no database or secrets: only the logging settings apply, so a
+        // server configuration it does not use cannot stop it.
+        Command::FakeDaraja(_) => Config::from_vars(
+            std::env::vars().filter(|(name, _)| name == "EDGE_LOG" || name == "EDGE_LOG_FORMAT"),
+        ),
+        _ => Config::from_env(),
+    };
+    let config = match config {
         Ok(config) => config,
         Err(err) => {
             eprintln!("edge-server: configuration error: {err}");
@@ -129,11 +148,11 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(cli, config))
+    runtime.block_on(run(command, config))
 }
 
-async fn run(cli: Cli, config: Config) -> ExitCode {
-    match cli.command.unwrap_or(Command::Serve) {
+async fn run(command: Command, config: Config) -> ExitCode {
+    match command {
         Command::Serve => serve(config).await,
         Command::Migrate { action } => migrate(config, action.unwrap_or(MigrateAction::Up)).await,
         Command::Admin { action } => admin(config, action).await,
@@ -160,6 +179,7 @@ async fn run(cli: Cli, config: Config) -> ExitCode {
             };
             seed_data(config, plan).await
         }
+        Command::FakeDaraja(args) => fake_daraja::run(args).await,
     }
 }
 

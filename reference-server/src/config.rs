@@ -87,6 +87,12 @@ pub struct Config {
     /// `EDGE_REDIS_URL`: when set, rate limits are shared by every server node through
     /// Redis; otherwise each node limits in memory.
     pub redis_url: Option<String>,
+    /// `EDGE_PUBLIC_URL`: the address Daraja reaches this server at, the base of every
+    /// callback URL handed to it (e.g. `https://pay.example.com`). Default: the server's
+    /// own listening address, which is right in development and with the fake Daraja.
+    pub public_url: Option<String>,
+    /// M-Pesa: the platform's own account, the Daraja address, reconciliation.
+    pub mpesa: MpesaConfig,
     /// The environment variables this configuration was read from that name secrets; the
     /// secrets themselves are loaded by [`crate::secrets::Secrets::load`].
     pub(crate) secret_vars: BTreeMap<String, String>,
@@ -107,6 +113,8 @@ impl fmt::Debug for Config {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("public_url", &self.public_url)
+            .field("mpesa", &self.mpesa)
             .field("secret_vars", &self.secret_vars.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -243,6 +251,12 @@ impl Config {
             })
             .collect();
 
+        let public_url = match get("EDGE_PUBLIC_URL") {
+            Some(url) => Some(base_url("EDGE_PUBLIC_URL", &url)?),
+            None => None,
+        };
+        let mpesa = MpesaConfig::from_vars(environment, &get)?;
+
         Ok(Self {
             environment,
             bind,
@@ -256,6 +270,8 @@ impl Config {
             max_body_bytes,
             shutdown_grace,
             redis_url,
+            public_url,
+            mpesa,
             secret_vars,
         })
     }
@@ -263,6 +279,214 @@ impl Config {
     /// True for SQLite databases.
     pub fn is_sqlite(&self) -> bool {
         self.database_url.starts_with("sqlite:")
+    }
+}
+
+/// The platform's M-Pesa account and how payments are followed up.
+#[derive(Clone)]
+pub struct MpesaConfig {
+    /// `EDGE_MPESA_BASE_URL`: where Daraja is (the fake's address in tests). Default: the
+    /// public sandbox, or production when `EDGE_MPESA_ENV=production`.
+    pub base_url: Option<String>,
+    /// `EDGE_MPESA_ENV`: `sandbox` (default in development) or `production` (default in
+    /// production): which Daraja the platform account and `base_url` default to.
+    pub production: bool,
+    /// The platform's own paybill or till, which tenants pay for top-ups and
+    /// subscriptions. `None` when not configured in production: platform billing then
+    /// answers 503 until it is.
+    pub platform: Option<PlatformAccount>,
+    /// `EDGE_MPESA_RECONCILE_AFTER_SECS`: how long a payment may stay pending before it
+    /// is checked with an STK query. Default 120.
+    pub reconcile_after: Duration,
+    /// `EDGE_MPESA_GIVE_UP_AFTER_SECS`: how long reconciliation keeps asking about a
+    /// payment Daraja still calls "being processed" before closing it as timed out.
+    /// Default 3600.
+    pub give_up_after: Duration,
+    /// `EDGE_MPESA_CALLBACK_DIR`: when set, every callback body is also written to a file
+    /// there (one per callback), for disputes.
+    pub callback_dir: Option<PathBuf>,
+}
+
+impl fmt::Debug for MpesaConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MpesaConfig")
+            .field("base_url", &self.base_url)
+            .field("production", &self.production)
+            .field("platform", &self.platform)
+            .field("reconcile_after", &self.reconcile_after)
+            .field("give_up_after", &self.give_up_after)
+            .field("callback_dir", &self.callback_dir)
+            .finish()
+    }
+}
+
+/// The platform's Daraja app and shortcode. `Debug` hides the secret, the passkey and the
+/// initiator's security credential.
+#[derive(Clone)]
+pub struct PlatformAccount {
+    /// `EDGE_MPESA_CONSUMER_KEY`.
+    pub consumer_key: String,
+    /// `EDGE_MPESA_CONSUMER_SECRET`.
+    pub consumer_secret: secrecy::SecretString,
+    /// `EDGE_MPESA_SHORTCODE`: the paybill, or a till's store number.
+    pub shortcode: String,
+    /// `EDGE_MPESA_PASSKEY`: the Lipa na M-Pesa Online passkey.
+    pub passkey: secrecy::SecretString,
+    /// `EDGE_MPESA_TILL`: set when the platform is paid through a till.
+    pub till_number: Option<String>,
+    /// `EDGE_MPESA_INITIATOR_NAME` and `EDGE_MPESA_SECURITY_CREDENTIAL`: the API operator
+    /// that queries and reverses payments made to the platform. `None` when not set:
+    /// operators' status queries and reversals of platform payments then answer 409.
+    pub initiator: Option<PlatformInitiator>,
+}
+
+/// The platform's initiator (an API operator on the M-Pesa org portal).
+#[derive(Clone)]
+pub struct PlatformInitiator {
+    /// `EDGE_MPESA_INITIATOR_NAME`.
+    pub name: String,
+    /// `EDGE_MPESA_SECURITY_CREDENTIAL`: the initiator password encrypted with
+    /// Safaricom's certificate, as the Daraja portal generates it.
+    pub security_credential: secrecy::SecretString,
+}
+
+impl fmt::Debug for PlatformAccount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PlatformAccount")
+            .field("consumer_key", &"[redacted]")
+            .field("shortcode", &self.shortcode)
+            .field("till_number", &self.till_number)
+            .field("initiator", &self.initiator)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for PlatformInitiator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PlatformInitiator")
+            .field("name", &self.name)
+            .field("security_credential", &"[redacted]")
+            .finish()
+    }
+}
+
+/// Daraja's public sandbox shortcode for STK push.
+pub const SANDBOX_SHORTCODE: &str = "174379";
+/// The passkey Safaricom publishes for [`SANDBOX_SHORTCODE`].
+pub const SANDBOX_PASSKEY: &str =
+    "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919";
+
+impl MpesaConfig {
+    fn from_vars(
+        environment: Environment,
+        get: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let production = match get("EDGE_MPESA_ENV").as_deref() {
+            None => environment == Environment::Production,
+            Some("sandbox") => false,
+            Some("production") => true,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "EDGE_MPESA_ENV",
+                    format!("{other:?} is not one of sandbox, production"),
+                ));
+            }
+        };
+        let base_url = match get("EDGE_MPESA_BASE_URL") {
+            Some(url) => Some(base_url("EDGE_MPESA_BASE_URL", &url)?),
+            None => None,
+        };
+        let keys = (
+            get("EDGE_MPESA_CONSUMER_KEY"),
+            get("EDGE_MPESA_CONSUMER_SECRET"),
+            get("EDGE_MPESA_SHORTCODE"),
+            get("EDGE_MPESA_PASSKEY"),
+        );
+        let initiator = match (
+            get("EDGE_MPESA_INITIATOR_NAME").filter(|v| !v.trim().is_empty()),
+            get("EDGE_MPESA_SECURITY_CREDENTIAL").filter(|v| !v.trim().is_empty()),
+        ) {
+            (Some(name), Some(credential)) => Some(PlatformInitiator {
+                name: name.trim().to_owned(),
+                security_credential: credential.trim().to_owned().into(),
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::new(
+                    "EDGE_MPESA_INITIATOR_NAME",
+                    "the platform's initiator needs both EDGE_MPESA_INITIATOR_NAME and \
+                     EDGE_MPESA_SECURITY_CREDENTIAL",
+                ));
+            }
+        };
+        let platform = match keys {
+            (Some(key), Some(secret), Some(shortcode), Some(passkey)) => Some(PlatformAccount {
+                consumer_key: key,
+                consumer_secret: secret.into(),
+                shortcode,
+                passkey: passkey.into(),
+                till_number: get("EDGE_MPESA_TILL"),
+                initiator,
+            }),
+            (None, None, None, None) if !production => Some(PlatformAccount {
+                // The public sandbox shortcode; the fake Daraja accepts any app key.
+                consumer_key: "edge-development".into(),
+                consumer_secret: "edge-development".to_owned().into(),
+                shortcode: SANDBOX_SHORTCODE.into(),
+                passkey: SANDBOX_PASSKEY.to_owned().into(),
+                till_number: None,
+                initiator,
+            }),
+            (None, None, None, None) => None,
+            _ => {
+                return Err(ConfigError::new(
+                    "EDGE_MPESA_CONSUMER_KEY",
+                    "the platform account needs all of EDGE_MPESA_CONSUMER_KEY, \
+                     EDGE_MPESA_CONSUMER_SECRET, EDGE_MPESA_SHORTCODE and EDGE_MPESA_PASSKEY",
+                ));
+            }
+        };
+        let reconcile_after = Duration::from_secs(positive(
+            "EDGE_MPESA_RECONCILE_AFTER_SECS",
+            parse_or(
+                "EDGE_MPESA_RECONCILE_AFTER_SECS",
+                get("EDGE_MPESA_RECONCILE_AFTER_SECS"),
+                Some(120u64),
+            )?,
+        )?);
+        let give_up_after = Duration::from_secs(positive(
+            "EDGE_MPESA_GIVE_UP_AFTER_SECS",
+            parse_or(
+                "EDGE_MPESA_GIVE_UP_AFTER_SECS",
+                get("EDGE_MPESA_GIVE_UP_AFTER_SECS"),
+                Some(3600u64),
+            )?,
+        )?);
+        Ok(Self {
+            base_url,
+            production,
+            platform,
+            reconcile_after,
+            give_up_after,
+            callback_dir: get("EDGE_MPESA_CALLBACK_DIR").map(PathBuf::from),
+        })
+    }
+}
+
+/// An `http(s)://host[:port][/path]` base URL, without a trailing slash.
+fn base_url(variable: &'static str, url: &str) -> Result<String, ConfigError> {
+    let trimmed = url.trim().trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"));
+    match rest {
+        Some(rest) if !rest.is_empty() && !rest.contains(char::is_whitespace) => {
+            Ok(trimmed.to_owned())
+        }
+        _ => Err(ConfigError::new(
+            variable,
+            format!("{url:?} is not an http:// or https:// address"),
+        )),
     }
 }
 
@@ -324,11 +548,63 @@ mod tests {
             ("EDGE_REQUEST_TIMEOUT_SECS", "0"),
             ("EDGE_DATABASE_URL", "mysql://x"),
             ("EDGE_MAX_BODY_BYTES", "lots"),
+            ("EDGE_PUBLIC_URL", "pay.example.com"),
+            ("EDGE_MPESA_BASE_URL", "ftp://x"),
+            ("EDGE_MPESA_ENV", "live"),
+            ("EDGE_MPESA_CONSUMER_KEY", "only-the-key"),
+            ("EDGE_MPESA_RECONCILE_AFTER_SECS", "0"),
         ] {
             let err = Config::from_vars([(var, value)]).unwrap_err();
             assert_eq!(err.variable, var);
             assert!(err.to_string().starts_with(var), "{err}");
         }
+    }
+
+    #[test]
+    fn development_pays_the_public_sandbox_shortcode_and_production_needs_an_account() {
+        let dev = Config::from_vars(Vec::<(String, String)>::new()).unwrap();
+        let platform = dev.mpesa.platform.expect("a development default");
+        assert_eq!(platform.shortcode, SANDBOX_SHORTCODE);
+        assert!(!dev.mpesa.production);
+        let prod = Config::from_vars([("EDGE_ENV", "production")]).unwrap();
+        assert!(prod.mpesa.platform.is_none());
+        assert!(prod.mpesa.production);
+    }
+
+    #[test]
+    fn mpesa_secrets_are_redacted_in_debug_output() {
+        let config = Config::from_vars([
+            ("EDGE_MPESA_CONSUMER_KEY", "key-abc"),
+            ("EDGE_MPESA_CONSUMER_SECRET", "secret-xyz"),
+            ("EDGE_MPESA_SHORTCODE", "600100"),
+            ("EDGE_MPESA_PASSKEY", "passkey-123"),
+            ("EDGE_MPESA_INITIATOR_NAME", "ops-initiator"),
+            ("EDGE_MPESA_SECURITY_CREDENTIAL", "credential-789"),
+        ])
+        .unwrap();
+        let debug = format!("{config:?}");
+        for secret in ["key-abc", "secret-xyz", "passkey-123", "credential-789"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
+        assert!(debug.contains("600100"), "{debug}");
+        assert!(debug.contains("ops-initiator"), "{debug}");
+    }
+
+    #[test]
+    fn the_platform_initiator_needs_both_its_variables() {
+        let err = Config::from_vars([("EDGE_MPESA_INITIATOR_NAME", "ops")]).unwrap_err();
+        assert_eq!(err.variable, "EDGE_MPESA_INITIATOR_NAME");
+        let config = Config::from_vars([
+            ("EDGE_MPESA_INITIATOR_NAME", "ops"),
+            ("EDGE_MPESA_SECURITY_CREDENTIAL", "c3VwZXJzZWNyZXQ="),
+        ])
+        .unwrap();
+        let initiator = config
+            .mpesa
+            .platform
+            .and_then(|p| p.initiator)
+            .expect("an initiator");
+        assert_eq!(initiator.name, "ops");
     }
 
     #[test]

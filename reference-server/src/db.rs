@@ -97,6 +97,20 @@ pub async fn ping(db: &DatabaseConnection) -> Result<(), DbErr> {
     db.execute_unprepared("SELECT 1").await.map(|_| ())
 }
 
+/// A database failure as the server's error: logged, answered as a generic 500.
+pub(crate) fn db_err(err: DbErr) -> edge_core::Error {
+    edge_core::Error::internal(err)
+}
+
+/// Whether a database error is a unique-constraint violation (a concurrent insert of the
+/// same key won).
+pub(crate) fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(
+        err.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -50,6 +50,7 @@
 //! - Times are stored with microsecond precision; the clock's reading is truncated to
 //!   microseconds once per call so that stored rows and returned values agree.
 
+use crate::db::db_err;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -268,16 +269,12 @@ fn wallet_not_found() -> Error {
     Error::not_found("wallet")
 }
 
-fn db_err(err: DbErr) -> Error {
-    Error::internal(err)
-}
-
 fn json_err(err: serde_json::Error) -> Error {
     Error::internal(err)
 }
 
 /// Whether the database asks for the transaction to be tried again.
-fn is_retryable(err: &DbErr) -> bool {
+pub(crate) fn is_retryable(err: &DbErr) -> bool {
     let (DbErr::Exec(RuntimeErr::SqlxError(e))
     | DbErr::Query(RuntimeErr::SqlxError(e))
     | DbErr::Conn(RuntimeErr::SqlxError(e))) = err

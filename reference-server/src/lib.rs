@@ -15,17 +15,20 @@
 //! ```
 
 pub mod audit;
+pub mod billing;
 pub mod cli;
 pub mod config;
 pub mod crm;
 pub mod db;
 pub mod entities;
+pub mod events;
 pub mod http;
 pub mod identity;
 pub mod ledger;
 pub mod migrations;
 pub mod organization_settings;
 pub mod patch;
+pub mod payments;
 pub mod secrets;
 pub mod seed;
 pub mod startup;
@@ -62,6 +65,11 @@ pub struct AppState {
     pub usage: Arc<dyn edge_tenancy::UsageMeter>,
     /// The wallet ledger: the only way a balance moves.
     pub ledger: Arc<dyn edge_core::Ledger>,
+    /// M-Pesa payments: top-ups, subscriptions, collections, callbacks, reconciliation.
+    pub payments: payments::Payments,
+    /// Where each organization's subscription stands, as the tenant resolver last read
+    /// it; the subscription gate reads it instead of querying again.
+    pub standings: billing::Standings,
 }
 
 impl AppState {

@@ -69,6 +69,9 @@ pub struct SeededOrg {
     pub prospects: u64,
 }
 
+/// The plan seeded organizations are on.
+const SEEDED_PLAN: &str = "enterprise";
+
 const FIRST: &[&str] = &[
     "Wanjiku",
     "Achieng",
@@ -225,6 +228,8 @@ pub async fn run(
     let password_hash = passwords::hash(SecretString::from(plan.password.clone())).await?;
     let settings = OrganizationSettings::default();
     let run_tag = format!("{:04x}", rng.random_range(0..0x10000u32));
+    // Seeded organizations are on the enterprise plan (no message quota), on a trial.
+    let plan_of_seeded = crate::billing::plans::find(db, SEEDED_PLAN).await?;
     let mut seeded = Vec::new();
     for (index, count) in shares(plan).into_iter().enumerate() {
         let name = format!(
@@ -239,7 +244,7 @@ pub async fn run(
             name.clone(),
             "KES".into(),
             "KE".into(),
-            "enterprise".into(),
+            plan_of_seeded.code.clone(),
             now,
         );
         let org_id = OrgId::from_uuid(org.id);
@@ -249,6 +254,7 @@ pub async fn run(
                 .exec_without_returning(&txn)
                 .await
                 .map_err(Error::internal)?;
+            crate::billing::subscriptions::start(&txn, org_id, &plan_of_seeded, now).await?;
             crate::crm::pipelines::create_default(&txn, org_id, now).await?;
             let mut members = Vec::new();
             for m in 0..plan.members.max(1) {

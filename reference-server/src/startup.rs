@@ -28,6 +28,12 @@ pub enum StartupError {
     /// The access-token signing key is unusable.
     #[error("access tokens: {0}")]
     Jwt(#[from] edge_tenancy::JwtError),
+    /// The payments service could not be set up.
+    #[error("payments: {0}")]
+    Payments(edge_core::Error),
+    /// The credentials key is unusable.
+    #[error("credentials key: {0}")]
+    CredentialsKey(#[from] edge_tenancy::SealError),
     /// The listening address could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -91,12 +97,35 @@ impl Application {
         };
         let jwt = Arc::new(jwt_codec(&secrets)?);
         let stores = Arc::new(DbStores::new(db.clone(), clock.clone()));
+        let standings = stores.standings();
         let resolver = edge_tenancy::TenantResolver::new(stores.clone(), clock.clone())
             .with_jwt(jwt.clone(), stores.clone())
             .with_api_keys(stores);
         let auth = Auth::new(db.clone(), clock.clone(), jwt, limiter.clone());
         let usage = Arc::new(crate::usage::DbUsageMeter::new(db.clone(), clock.clone()));
-        let ledger = Arc::new(crate::ledger::SqlLedger::new(db.clone(), clock.clone()));
+        let ledger: Arc<dyn edge_core::Ledger> =
+            Arc::new(crate::ledger::SqlLedger::new(db.clone(), clock.clone()));
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{address}"));
+        let payments = crate::payments::Payments::new(
+            db.clone(),
+            clock.clone(),
+            ledger.clone(),
+            credentials_keyring(&secrets)?,
+            config.mpesa.clone(),
+            &public_url,
+        )
+        .map_err(StartupError::Payments)?
+        .with_platform_token_key(&secrets.credentials_key_bytes());
+        if config.mpesa.platform.is_none() {
+            tracing::warn!(
+                "the platform's M-Pesa account is not configured: wallet top-ups and subscriptions \
+                 answer 409 until EDGE_MPESA_CONSUMER_KEY, EDGE_MPESA_CONSUMER_SECRET, \
+                 EDGE_MPESA_SHORTCODE and EDGE_MPESA_PASSKEY are set"
+            );
+        }
         let state = AppState {
             db,
             config: Arc::new(config),
@@ -107,6 +136,8 @@ impl Application {
             auth,
             usage,
             ledger,
+            payments,
+            standings,
         };
         Ok(Self {
             listener,
@@ -147,6 +178,16 @@ impl Application {
     {
         let grace = self.state.config.shutdown_grace;
         let sweeper = tokio::spawn(sweep_expired_holds(self.state.ledger.clone()));
+        let reconciler = tokio::spawn(
+            self.state
+                .payments
+                .clone()
+                .reconcile_forever(reconcile_interval(&self.state.config)),
+        );
+        let subscriptions = tokio::spawn(advance_subscriptions(
+            self.state.db.clone(),
+            self.state.clock.clone(),
+        ));
         let app = http::app_with(self.state.clone(), self.extra_routes);
         let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(
@@ -176,6 +217,8 @@ impl Application {
             }
         };
         sweeper.abort();
+        reconciler.abort();
+        subscriptions.abort();
         result
     }
 }
@@ -197,6 +240,57 @@ async fn sweep_expired_holds(ledger: Arc<dyn edge_core::Ledger>) {
             }
             Ok(_) => {}
             Err(err) => tracing::warn!(error = %err, "sweeping expired holds failed"),
+        }
+    }
+}
+
+/// How often payments are reconciled: every 5 s, or more often when payments are
+/// followed up sooner than that.
+fn reconcile_interval(config: &Config) -> std::time::Duration {
+    config
+        .mpesa
+        .reconcile_after
+        .min(std::time::Duration::from_secs(5))
+}
+
+/// The keyring that seals tenants' credentials. The key id is derived from the key, so a
+/// rotated `EDGE_CREDENTIALS_KEY` is recognised (values sealed under the old key then
+/// need the old key as a retired one to be opened).
+fn credentials_keyring(
+    secrets: &Secrets,
+) -> Result<edge_tenancy::Keyring, edge_tenancy::SealError> {
+    use secrecy::ExposeSecret as _;
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(secrets.credentials_key.expose_secret().as_bytes());
+    let key = edge_tenancy::MasterKey::from_base64(&secrets.credentials_key)?;
+    Ok(edge_tenancy::Keyring::new(
+        edge_tenancy::KeyId::new(hex::encode(&digest[..4]))?,
+        key,
+    ))
+}
+
+/// How often subscriptions are moved along (active → grace → suspended).
+const SUBSCRIPTION_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Runs [`crate::billing::subscriptions::advance`] every [`SUBSCRIPTION_INTERVAL`], across
+/// tenants. Safe on several nodes: each transition is a conditional update that happens
+/// once, wherever it runs.
+async fn advance_subscriptions(db: sea_orm::DatabaseConnection, clock: edge_core::SharedClock) {
+    let mut interval = tokio::time::interval(SUBSCRIPTION_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let advanced = crate::tenant_scope::cross_tenant(crate::billing::subscriptions::advance(
+            &db,
+            clock.now(),
+        ))
+        .await;
+        match advanced {
+            Ok(moved) if !moved.is_empty() => {
+                tracing::info!(count = moved.len(), "subscriptions moved along");
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "moving subscriptions along failed"),
         }
     }
 }

@@ -507,3 +507,87 @@ async fn every_initiator_api_posts_its_result_shape() {
     assert!(b2b.is_success());
     assert_eq!(b2b.amount(), Some(kes(300)));
 }
+
+#[tokio::test]
+async fn start_on_binds_the_address_or_says_which_one_it_could_not() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let err = FakeDaraja::start_on(addr).await.unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains(&addr.to_string()), "{message}");
+    drop(taken);
+
+    let fake = FakeDaraja::start_on(addr).await.unwrap();
+    assert_eq!(fake.local_addr(), addr);
+    assert_eq!(fake.base_url(), format!("http://{addr}"));
+
+    // An unspecified address is reached through loopback.
+    let any = FakeDaraja::start_on("0.0.0.0:0".parse().unwrap())
+        .await
+        .unwrap();
+    assert!(any.local_addr().ip().is_unspecified());
+    assert_eq!(
+        any.base_url(),
+        format!("http://127.0.0.1:{}", any.local_addr().port())
+    );
+    any.merchant("174379", SANDBOX_PASSKEY);
+    let client = client_for(&any, None);
+    client.access_token(&sandbox_credentials()).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_observer_hears_of_requests_and_callbacks_but_no_secrets() {
+    use edge_mpesa::fake::{CallbackKind, FakeEvent};
+    let fake = fake().await;
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::<FakeEvent>::new()));
+    let seen = events.clone();
+    fake.on_event(move |event| seen.lock().unwrap().push(event.clone()));
+    let sink = CallbackSink::start().await.unwrap();
+    let client = client_for(&fake, None);
+    push(&client, &sink, "0708374149", 5).await;
+    sink.next(WAIT).await.unwrap();
+    let wrong = Credentials::new("k", SecretString::from("s"))
+        .shortcode("174379")
+        .passkey(SecretString::from("not-the-passkey"));
+    StkPush::new(phone("0708374149"), kes(5), "INV-1", format!("{CB}/stk"))
+        .send(&client, &wrong)
+        .await
+        .unwrap_err();
+    fake.wait_for_callbacks(1, WAIT).await;
+
+    let events = events.lock().unwrap().clone();
+    let stk = "/mpesa/stkpush/v1/processrequest";
+    assert!(events.contains(&FakeEvent::Answered {
+        method: "GET".into(),
+        path: "/oauth/v1/generate".into(),
+        status: 200,
+        error: None,
+    }));
+    assert!(events.contains(&FakeEvent::Answered {
+        method: "POST".into(),
+        path: stk.into(),
+        status: 200,
+        error: None,
+    }));
+    assert!(events.contains(&FakeEvent::Answered {
+        method: "POST".into(),
+        path: stk.into(),
+        status: 500,
+        error: Some("500.001.1001 Wrong credentials".into()),
+    }));
+    assert!(events.contains(&FakeEvent::CallbackSent {
+        kind: CallbackKind::Stk,
+        url: sink.url("/stk"),
+        status: Some(200),
+    }));
+    let text = format!("{events:?}");
+    for secret in [
+        SANDBOX_PASSKEY,
+        "sandbox-secret",
+        "not-the-passkey",
+        "Bearer",
+        "Basic",
+    ] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+}

@@ -3,6 +3,7 @@
 
 mod callbacks;
 mod fake;
+mod fake_c2b;
 mod props;
 mod security;
 mod support;

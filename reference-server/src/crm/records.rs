@@ -2,6 +2,7 @@
 //! into [`Checks`], the rules for (re)assigning a record, and the records an activity
 //! can be about.
 
+pub(crate) use crate::db::db_err;
 use chrono::{DateTime, NaiveDate, Utc};
 use edge_core::{Error, OrgId};
 use edge_tenancy::{Permission, TenantContext};
@@ -13,10 +14,6 @@ use super::fields::{Checks, caller, check_assignee};
 use super::list::ListQuery;
 use super::visibility::Scope;
 use crate::entities::memberships;
-
-pub(crate) fn db_err(e: sea_orm::DbErr) -> Error {
-    Error::internal(e)
-}
 
 /// Reading the values of tickets, activities and targets into [`Checks`]: each returns
 /// `None` (after recording the problem) when the value is unusable.

@@ -33,7 +33,9 @@ pub struct Model {
     pub accent_color: Option<String>,
     /// White-label custom domain.
     pub custom_domain: Option<String>,
-    /// The plan, which sets rate limits and quotas.
+    /// A copy of `subscriptions.plan_code`, the source of truth: written only by
+    /// `crate::billing`, in the same transaction as the subscription, for the readers
+    /// that show it. Limits are resolved from the subscription's plan, never from here.
     pub plan: String,
     /// A new login ends the user's other sessions in this organization.
     pub single_active_session: bool,
@@ -48,7 +50,9 @@ pub enum Relation {}
 impl ActiveModelBehavior for ActiveModel {}
 
 impl Model {
-    /// A new active organization with default branding and vocabulary.
+    /// A new active organization with default branding and vocabulary, on `plan`. Insert
+    /// it together with its subscription (`crate::billing::subscriptions::start`), in one
+    /// transaction.
     pub fn new_active(
         slug: String,
         name: String,

@@ -1,17 +1,19 @@
-//! Middleware every request passes through: request ids with per-request log spans, and
-//! the guarantee that every error response is the JSON envelope.
+//! Middleware every request passes through: request ids with per-request log spans, the
+//! guarantee that every error response is the JSON envelope, tenant scopes, and the
+//! subscription gate of authenticated routes.
 
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt as _;
 use tracing::Instrument as _;
 
 use super::error::ApiError;
+use crate::billing::{Standing, Standings, SubscriptionStatus};
 
 /// The header that carries the request id.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -87,6 +89,102 @@ pub async fn scope_to_organization(request: Request, next: Next) -> Response {
         }
         None => ApiError::from(edge_core::Error::Unauthenticated).into_response(),
     }
+}
+
+/// The header that tells a client its organization's subscription needs paying:
+/// `grace; ends=2026-12-30T09:00:00Z` while in grace, `suspended` once suspended.
+pub static EDGE_SUBSCRIPTION: HeaderName = HeaderName::from_static("edge-subscription");
+
+/// What the subscription gate of one route needs.
+#[derive(Clone)]
+pub struct SubscriptionGate {
+    db: sea_orm::DatabaseConnection,
+    standings: Standings,
+    available_when_suspended: bool,
+}
+
+impl SubscriptionGate {
+    /// The gate of a route that a suspended organization may (or may not) call.
+    pub fn new(state: &crate::AppState, available_when_suspended: bool) -> Self {
+        Self {
+            db: state.db.clone(),
+            standings: state.standings.clone(),
+            available_when_suspended,
+        }
+    }
+
+    /// Where `org` stands: as the tenant resolver recorded it for this request, or read
+    /// again. `None` for an organization without a subscription (never blocked).
+    async fn standing(&self, org: edge_core::OrgId) -> Result<Option<Standing>, edge_core::Error> {
+        if let Some(standing) = self.standings.recent(org) {
+            return Ok(Some(standing));
+        }
+        match crate::billing::subscriptions::standing(&self.db, org).await {
+            Ok(standing) => Ok(Some(standing)),
+            Err(edge_core::Error::NotFound { .. }) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+}
+
+/// Answers 402 `subscription_suspended` to a suspended organization's request for a paid
+/// feature (see [`super::available_when_suspended`]); lets everything else through,
+/// marking responses with [`EDGE_SUBSCRIPTION`] while the subscription is in grace or
+/// suspended. The platform operator is never blocked. Runs after authentication.
+pub async fn subscription_gate(
+    State(gate): State<SubscriptionGate>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some((org, operator)) = request
+        .extensions()
+        .get::<edge_tenancy::TenantContext>()
+        .map(|ctx| (ctx.org(), ctx.role().is_operator()))
+    else {
+        return ApiError::from(edge_core::Error::Unauthenticated).into_response();
+    };
+    if operator {
+        return next.run(request).await;
+    }
+    let standing = match gate.standing(org).await {
+        Ok(Some(standing)) => standing,
+        Ok(None) => return next.run(request).await,
+        Err(err) => return ApiError::from(err).into_response(),
+    };
+    if standing.status == SubscriptionStatus::Suspended && !gate.available_when_suspended {
+        return ApiError::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "subscription_suspended",
+            "this organization's subscription is suspended for non-payment: pay with \
+             POST /api/v1/billing/subscription to use this again; reading, exporting and \
+             billing keep working meanwhile",
+        )
+        .with_details(serde_json::json!({
+            "plan": standing.plan_code,
+            "status": standing.status,
+            "grace_ended_at": standing.grace_ends_at,
+            "pay_with": "POST /api/v1/billing/subscription",
+        }))
+        .into_response();
+    }
+    let mut response = next.run(request).await;
+    let marker = match standing.status {
+        SubscriptionStatus::Active => None,
+        SubscriptionStatus::Grace => Some(match standing.grace_ends_at {
+            Some(ends) => format!(
+                "grace; ends={}",
+                ends.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+            None => "grace".to_owned(),
+        }),
+        SubscriptionStatus::Suspended => Some("suspended".to_owned()),
+    };
+    if let Some(value) = marker.and_then(|m| HeaderValue::from_str(&m).ok()) {
+        response
+            .headers_mut()
+            .insert(EDGE_SUBSCRIPTION.clone(), value);
+    }
+    response
 }
 
 /// Largest non-JSON error body read to reuse its text as the envelope's message.

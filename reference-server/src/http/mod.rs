@@ -4,13 +4,17 @@ pub mod activities;
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod billing;
+pub mod callbacks;
 pub mod client;
 pub mod deals;
 pub mod error;
 pub mod extract;
 pub mod health;
 pub mod middleware;
+pub mod mpesa;
 pub mod organization;
+pub mod payments;
 pub mod pipelines;
 pub mod prospects;
 pub mod relationships;
@@ -44,27 +48,33 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .nest("/api/v1", api_v1(state))
+        .nest("/callbacks", callbacks::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
 }
 
 /// `/api/v1`, built from [`catalog`]. Authenticated requests are resolved to a tenant,
-/// rate-limited per organization by its plan, counted as usage, and checked against the
-/// route's permission before the handler runs.
+/// rate-limited per organization by its plan, counted as usage, checked against the
+/// route's permission and then against the organization's subscription (see
+/// [`available_when_suspended`]) before the handler runs.
 fn api_v1(state: &AppState) -> Router<AppState> {
     let mut public = Router::new();
     let mut authenticated = Router::new();
     for route in catalog() {
-        match route.access {
-            Access::Public => public = public.route(route.path, route.handler),
-            Access::Authenticated => authenticated = authenticated.route(route.path, route.handler),
-            Access::Permission(permission) => {
-                authenticated = authenticated.route(
-                    route.path,
-                    route.handler.layer(edge_tenancy::axum::require(permission)),
-                );
-            }
+        if route.access == Access::Public {
+            public = public.route(route.path, route.handler);
+            continue;
         }
+        // After the permission check: a caller who may not do this anyway hears 403.
+        let gated = route.handler.layer(axum::middleware::from_fn_with_state(
+            middleware::SubscriptionGate::new(state, route.available_when_suspended),
+            middleware::subscription_gate,
+        ));
+        let handler = match route.access {
+            Access::Permission(permission) => gated.layer(edge_tenancy::axum::require(permission)),
+            _ => gated,
+        };
+        authenticated = authenticated.route(route.path, handler);
     }
     let authenticated = authenticated
         .layer(axum::middleware::from_fn_with_state(
@@ -100,6 +110,9 @@ pub struct ApiRoute {
     pub path: &'static str,
     /// Who may call it.
     pub access: Access,
+    /// Whether an organization whose subscription is suspended may still call it
+    /// ([`available_when_suspended`]); the others answer 402 `subscription_suspended`.
+    pub available_when_suspended: bool,
     handler: MethodRouter<AppState>,
 }
 
@@ -111,12 +124,42 @@ impl ApiRoute {
         handler: MethodRouter<AppState>,
     ) -> Self {
         Self {
+            available_when_suspended: available_when_suspended(&method, path),
             method,
             path,
             access,
             handler,
         }
     }
+}
+
+/// The one rule for what an organization whose subscription is suspended may still do:
+/// read and export everything (every `GET`), manage the caller's own session (`/auth/*`,
+/// `/me`, `/me/password`), pay (`/billing/*`, `/wallet/top-ups`, `/payments*`, and the
+/// M-Pesa settings, `/mpesa/settings*`), and take access away (revoke an API key,
+/// deactivate a member, rotate the M-Pesa callback token), which must never wait for a
+/// payment. Every other route is a paid feature and answers 402 `subscription_suspended`
+/// until a payment is applied. The platform operator is never blocked.
+pub fn available_when_suspended(method: &Method, path: &str) -> bool {
+    let under = |prefix: &str| {
+        path == prefix
+            || path
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with('/'))
+    };
+    let reads = *method == Method::GET || *method == Method::HEAD;
+    let own_session = under("/auth") || path == "/me" || path == "/me/password";
+    let paying = under("/billing")
+        || under("/wallet/top-ups")
+        || under("/payments")
+        || under("/mpesa/settings");
+    let taking_access_away = matches!(
+        (method.as_str(), path),
+        ("DELETE", "/api-keys/{id}")
+            | ("POST", "/users/{id}/deactivate")
+            | ("POST", "/mpesa/callback-token/rotate")
+    );
+    reads || own_session || paying || taking_access_away
 }
 
 /// Every route of `/api/v1`, in one place: the router is built from this list, and the
@@ -243,6 +286,72 @@ pub fn catalog() -> Vec<ApiRoute> {
             "/wallet/entries",
             P(Perm::BillingRead),
             get(wallet::entries),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/wallet/top-ups",
+            P(Perm::BillingManage),
+            post(payments::top_up),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/mpesa/collections",
+            P(Perm::CrmWrite),
+            post(payments::collect),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/payments",
+            P(Perm::BillingRead),
+            get(payments::list),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/payments/{id}",
+            P(Perm::BillingRead),
+            get(payments::get),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/payments/{id}/status-query",
+            P(Perm::BillingManage),
+            post(payments::status_query),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/payments/{id}/reversal",
+            P(Perm::BillingManage),
+            post(payments::reversal),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/mpesa/settings",
+            P(Perm::CredentialsManage),
+            get(mpesa::get),
+        ),
+        ApiRoute::new(
+            Method::PUT,
+            "/mpesa/settings",
+            P(Perm::CredentialsManage),
+            put(mpesa::put),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/mpesa/settings/test",
+            P(Perm::CredentialsManage),
+            post(mpesa::test),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/mpesa/callback-token/rotate",
+            P(Perm::CredentialsManage),
+            post(mpesa::rotate_token),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/mpesa/c2b/register",
+            P(Perm::CredentialsManage),
+            post(mpesa::register_c2b),
         ),
         ApiRoute::new(
             Method::GET,
@@ -548,6 +657,36 @@ pub fn catalog() -> Vec<ApiRoute> {
         ),
         ApiRoute::new(
             Method::GET,
+            "/billing/subscription",
+            P(Perm::BillingRead),
+            get(billing::subscription),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/billing/subscription",
+            P(Perm::BillingManage),
+            post(payments::subscribe),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/admin/plans",
+            P(Perm::TenantsManage),
+            get(billing::list_plans),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/admin/plans",
+            P(Perm::TenantsManage),
+            post(billing::create_plan),
+        ),
+        ApiRoute::new(
+            Method::PATCH,
+            "/admin/plans/{code}",
+            P(Perm::TenantsManage),
+            patch(billing::update_plan),
+        ),
+        ApiRoute::new(
+            Method::GET,
             "/admin/organizations",
             P(Perm::TenantsManage),
             get(admin::list),
@@ -577,10 +716,40 @@ pub fn catalog() -> Vec<ApiRoute> {
             post(wallet::adjust),
         ),
         ApiRoute::new(
+            Method::POST,
+            "/admin/organizations/{id}/payments/{payment_id}/review",
+            P(Perm::TenantsManage),
+            post(payments::review),
+        ),
+        ApiRoute::new(
             Method::PATCH,
             "/admin/organizations/{id}/wallet",
             P(Perm::TenantsManage),
             patch(wallet::set_credit_limit),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/admin/organizations/{id}/payments/{payment_id}/status-query",
+            P(Perm::TenantsManage),
+            post(payments::admin_status_query),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/admin/organizations/{id}/payments/{payment_id}/reversal",
+            P(Perm::TenantsManage),
+            post(payments::admin_reversal),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/admin/mpesa/callbacks",
+            P(Perm::TenantsManage),
+            get(mpesa::admin_callbacks),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/admin/mpesa/c2b/register",
+            P(Perm::TenantsManage),
+            post(mpesa::admin_register_c2b),
         ),
     ]
 }
@@ -634,4 +803,47 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
         "method_not_allowed",
         format!("{method} is not allowed on {}", uri.path()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_suspended_organization_may_read_pay_and_lock_doors_but_not_use_paid_features() {
+        let open = [
+            (Method::GET, "/prospects"),
+            (Method::GET, "/wallet/entries"),
+            (Method::HEAD, "/deals/{id}"),
+            (Method::POST, "/auth/logout"),
+            (Method::POST, "/auth/switch"),
+            (Method::POST, "/me/password"),
+            (Method::POST, "/billing/subscription"),
+            (Method::POST, "/wallet/top-ups"),
+            (Method::POST, "/payments/{id}/query"),
+            (Method::PUT, "/mpesa/settings"),
+            (Method::POST, "/mpesa/settings/test"),
+            (Method::DELETE, "/api-keys/{id}"),
+            (Method::POST, "/users/{id}/deactivate"),
+        ];
+        for (method, path) in open {
+            assert!(available_when_suspended(&method, path), "{method} {path}");
+        }
+        let paid = [
+            (Method::POST, "/prospects"),
+            (Method::PATCH, "/deals/{id}"),
+            (Method::DELETE, "/tickets/{id}"),
+            (Method::POST, "/api-keys"),
+            (Method::POST, "/users/invitations"),
+            (Method::POST, "/users/{id}/reactivate"),
+            (Method::PATCH, "/organization"),
+            (Method::PATCH, "/wallet"),
+            (Method::POST, "/mpesa/collections"),
+            (Method::POST, "/billingsomething"),
+            (Method::POST, "/paymentsx"),
+        ];
+        for (method, path) in paid {
+            assert!(!available_when_suspended(&method, path), "{method} {path}");
+        }
+    }
 }

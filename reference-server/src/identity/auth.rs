@@ -198,18 +198,21 @@ impl Auth {
         let now = self.clock.now();
         let txn = self.db.begin().await?;
         let slug = self.free_slug(&txn, &organization_name).await?;
+        // A new organization starts on the default plan, with a first period as a trial.
+        let plan = crate::billing::plans::find(&txn, crate::billing::plans::DEFAULT_PLAN).await?;
         let organization = organizations::Model::new_active(
             slug,
             organization_name,
             "KES".into(),
             "KE".into(),
-            "standard".into(),
+            plan.code.clone(),
             now,
         );
         let org = OrgId::from_uuid(organization.id);
         organizations::Entity::insert(organizations::ActiveModel::from(organization.clone()))
             .exec_without_returning(&txn)
             .await?;
+        crate::billing::subscriptions::start(&txn, org, &plan, now).await?;
         crate::crm::pipelines::create_default(&txn, org, now).await?;
         let user = users::Model {
             id: UserId::new().as_uuid(),

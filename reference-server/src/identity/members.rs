@@ -2,6 +2,7 @@
 //! role, deactivating and reactivating. A role change or deactivation ends the member's
 //! sessions in the organization at once, so it takes effect on their next request.
 
+use crate::db::db_err;
 use std::str::FromStr as _;
 
 use chrono::{DateTime, Duration, Utc};
@@ -77,10 +78,6 @@ pub struct Accept {
     pub name: Option<String>,
     /// The new account's password, or the existing account's.
     pub password: SecretString,
-}
-
-fn db_err(e: sea_orm::DbErr) -> Error {
-    Error::internal(e)
 }
 
 /// Lists the organization's members.

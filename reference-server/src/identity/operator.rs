@@ -15,8 +15,9 @@ use serde_json::json;
 
 use super::auth::{normalize_email, slugify};
 use super::members::INVITATION_TTL_DAYS;
-use super::{PLANS, passwords, tokens};
+use super::{passwords, tokens};
 use crate::audit::{self, Actor, ClientInfo};
+use crate::billing::{plans, subscriptions};
 use crate::entities::{invitations, memberships, organizations, users};
 
 /// The slug of the organization operators belong to.
@@ -31,7 +32,8 @@ pub struct NewOrganization {
     /// URL-safe unique name; derived from the name if absent.
     #[serde(default)]
     pub slug: Option<String>,
-    /// Plan (`free`, `standard`, `enterprise`); default `standard`.
+    /// The code of an active plan (see `GET /admin/plans`); default `standard`. The
+    /// organization starts with a first period of the plan's length (none on a free plan).
     #[serde(default)]
     pub plan: Option<String>,
     /// Currency; default KES.
@@ -81,13 +83,20 @@ pub async fn create_organization(
             "must be a DNS label: a-z, 0-9 and '-', 1 to 63 characters",
         ));
     }
-    let plan = input.plan.unwrap_or_else(|| "standard".into());
-    if !PLANS.contains(&plan.as_str()) {
-        problems.push(FieldError::new(
-            "plan",
-            format!("must be one of {}", PLANS.join(", ")),
-        ));
-    }
+    let plan = match plans::choosable(
+        db,
+        input.plan.as_deref().unwrap_or(plans::DEFAULT_PLAN),
+        "plan",
+    )
+    .await
+    {
+        Ok(plan) => Some(plan),
+        Err(Error::Validation(mut fields)) => {
+            problems.append(&mut fields);
+            None
+        }
+        Err(err) => return Err(err),
+    };
     let currency = match input
         .currency
         .as_deref()
@@ -118,9 +127,9 @@ pub async fn create_organization(
         }
         None => None,
     };
-    if !problems.is_empty() {
+    let Some(plan) = plan.filter(|_| problems.is_empty()) else {
         return Err(Error::Validation(problems));
-    }
+    };
 
     let txn = db.begin().await.map_err(Error::internal)?;
     if organizations::Entity::find()
@@ -132,12 +141,14 @@ pub async fn create_organization(
     {
         return Err(Error::Conflict(format!("the slug {slug:?} is taken")));
     }
-    let organization = organizations::Model::new_active(slug, name, currency, country, plan, now);
+    let organization =
+        organizations::Model::new_active(slug, name, currency, country, plan.code.clone(), now);
     organizations::Entity::insert(organizations::ActiveModel::from(organization.clone()))
         .exec_without_returning(&txn)
         .await
         .map_err(Error::internal)?;
     let org = OrgId::from_uuid(organization.id);
+    subscriptions::start(&txn, org, &plan, now).await?;
     crate::crm::pipelines::create_default(&txn, org, now).await?;
     let invitation = match admin_email {
         Some(email) => {
@@ -273,18 +284,20 @@ pub async fn create_operator(
     {
         Some(org) => org,
         None => {
+            let plan = plans::find(&txn, plans::PLATFORM_PLAN).await?;
             let org = organizations::Model::new_active(
                 PLATFORM_SLUG.into(),
                 "Platform operators".into(),
                 "KES".into(),
                 "KE".into(),
-                "platform".into(),
+                plan.code.clone(),
                 now,
             );
             organizations::Entity::insert(organizations::ActiveModel::from(org.clone()))
                 .exec_without_returning(&txn)
                 .await
                 .map_err(Error::internal)?;
+            subscriptions::start(&txn, OrgId::from_uuid(org.id), &plan, now).await?;
             crate::crm::pipelines::create_default(&txn, OrgId::from_uuid(org.id), now).await?;
             org
         }

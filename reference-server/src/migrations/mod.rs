@@ -13,6 +13,8 @@ mod m20261123_000004_row_level_security;
 mod m20261123_000005_crm_records;
 mod m20261123_000006_pipelines_deals;
 mod m20261123_000007_tickets_activities_targets;
+mod m20261124_000008_payments;
+mod m20261124_000009_plans_subscriptions;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -28,6 +30,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000005_crm_records::Migration),
             Box::new(m20261123_000006_pipelines_deals::Migration),
             Box::new(m20261123_000007_tickets_activities_targets::Migration),
+            Box::new(m20261124_000008_payments::Migration),
+            Box::new(m20261124_000009_plans_subscriptions::Migration),
         ]
     }
 }

@@ -111,6 +111,12 @@ pub fn test_config(
         ("EDGE_DATA_DIR".to_owned(), data_dir.display().to_string()),
         ("EDGE_DATABASE_URL".to_owned(), database_url.to_owned()),
         ("EDGE_DATABASE_MAX_CONNECTIONS".to_owned(), "4".to_owned()),
+        // No test reaches the real Daraja: unless a test points it at a fake, every
+        // M-Pesa call is refused at once (nothing listens on the discard port).
+        (
+            "EDGE_MPESA_BASE_URL".to_owned(),
+            "http://127.0.0.1:9".to_owned(),
+        ),
     ];
     vars.extend(extra.iter().cloned());
     Config::from_vars(vars).unwrap()

@@ -8,12 +8,17 @@ mod helpers;
 
 mod activities;
 mod auth;
+mod billing;
 mod crm_support;
 mod deals;
 mod errors;
+mod fake_daraja_cli;
 mod health;
 mod ledger;
 mod lifecycle;
+mod payments;
+mod payments_c2b;
+mod payments_inbox;
 mod prospects;
 mod rate_limits;
 mod request_id;

@@ -45,14 +45,22 @@ async fn two_nodes_share_one_limit_through_redis() {
     .await
     .unwrap();
     // The free plan: 60 a minute, bursts of 20.
-    <edge_server::entities::organizations::Entity as sea_orm::EntityTrait>::update_many()
-        .col_expr(
-            edge_server::entities::organizations::Column::Plan,
-            sea_orm::sea_query::Expr::value("free"),
-        )
-        .exec(first.db())
-        .await
-        .unwrap();
+    edge_server::billing::subscriptions::assign_plan(
+        first.db(),
+        edge_core::OrgId::from_uuid(
+            body["organization"]["id"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap(),
+        ),
+        "free",
+        edge_server::audit::Actor::System,
+        &edge_server::audit::ClientInfo::default(),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
 
     let mut allowed = 0;
     let mut limited = None;

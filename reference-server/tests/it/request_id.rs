@@ -34,13 +34,20 @@ async fn request_ids_are_generated_or_echoed(app: TestApp) {
     assert_eq!(replaced.status(), 404);
 }
 
-/// A log writer that keeps what is written, for assertions.
+/// A log writer that keeps the lines of the request traced by this test (those carrying
+/// its request id), for assertions.
 #[derive(Clone, Default)]
 struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
+/// The request id this test sends; only lines carrying it are kept.
+const TRACED_ID: &str = "trace-me-1";
+
 impl std::io::Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        // The JSON formatter writes one whole line per call.
+        if std::str::from_utf8(buf).is_ok_and(|line| line.contains(TRACED_ID)) {
+            self.0.lock().unwrap().extend_from_slice(buf);
+        }
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -62,9 +69,11 @@ fn every_log_line_of_a_request_carries_its_id() {
     let captured = Captured::default();
     let subscriber =
         edge_server::telemetry::subscriber(edge_server::LogFormat::Json, "info", captured.clone());
-    // A current-thread runtime keeps the server's tasks on this thread, under this
-    // thread's subscriber.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // The process-wide subscriber, not a thread-local one: callsites that other tests'
+    // servers hit first on other threads would otherwise race this thread's subscriber
+    // and could stay disabled for it. Other tests' lines are dropped by the writer.
+    tracing::subscriber::set_global_default(subscriber)
+        .expect("no other test installs a global subscriber");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -91,7 +100,7 @@ fn every_log_line_of_a_request_carries_its_id() {
         let response = app
             .client
             .get(app.url("/logs"))
-            .header("x-request-id", "trace-me-1")
+            .header("x-request-id", TRACED_ID)
             .send()
             .await
             .unwrap();

@@ -46,6 +46,8 @@ struct World {
     comment_id: String,
     activity_id: String,
     target_id: String,
+    /// A pending wallet top-up.
+    payment_id: String,
 }
 
 /// Calls `/api/v1{path}` with a bearer token and an optional JSON body.
@@ -209,7 +211,9 @@ async fn world(app: &TestApp, name: &str, domain: &str) -> World {
         .await,
     )
     .await;
+    let payment_id = pending_payment(app, admin["organization"]["id"].as_str().unwrap()).await;
     World {
+        payment_id,
         ticket_id,
         comment_id,
         activity_id,
@@ -230,18 +234,46 @@ async fn world(app: &TestApp, name: &str, domain: &str) -> World {
     }
 }
 
+/// A pending wallet top-up of the organization, written directly (the harness's server
+/// has no Daraja to talk to).
+async fn pending_payment(app: &TestApp, org: &str) -> String {
+    use sea_orm::ActiveValue::Set;
+    let id = uuid::Uuid::now_v7();
+    let now = chrono::Utc::now();
+    let mut row = edge_server::entities::payments::ActiveModel::pending(
+        org.parse().unwrap(),
+        id,
+        "wallet_top_up",
+        "stk",
+        edge_core::Money::from_minor(10_000, edge_core::Currency::Kes),
+        now,
+    );
+    row.phone = Set(Some("+254708374149".into()));
+    row.account_reference = Set("HARNESS".into());
+    row.description = Set("Wallet top-up".into());
+    row.merchant_request_id = Set(Some(format!("m-{id}")));
+    row.checkout_request_id = Set(Some(format!("ws_CO_{id}")));
+    row.next_check_at = Set(Some(now + chrono::TimeDelta::hours(1)));
+    edge_server::entities::payments::Entity::insert(row)
+        .exec_without_returning(app.db())
+        .await
+        .unwrap();
+    id.to_string()
+}
+
 /// Puts an organization on the enterprise plan, so that a test walking every route of the
 /// catalog in one burst is not rate-limited by the standard plan.
 async fn unthrottle(app: &TestApp, org: &str) {
-    organizations::Entity::update_many()
-        .col_expr(
-            organizations::Column::Plan,
-            sea_orm::sea_query::Expr::value("enterprise"),
-        )
-        .filter(organizations::Column::Id.eq(org.parse::<uuid::Uuid>().unwrap()))
-        .exec(app.db())
-        .await
-        .unwrap();
+    edge_server::billing::subscriptions::assign_plan(
+        app.db(),
+        edge_core::OrgId::from_uuid(org.parse().unwrap()),
+        "enterprise",
+        edge_server::audit::Actor::System,
+        &edge_server::audit::ClientInfo::default(),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
 }
 
 /// Fills a catalog path's `{id}` with the victim's record of the right kind. A route with
@@ -253,6 +285,9 @@ fn victim_path(path: &str, victim: &World) -> String {
         &victim.member_user
     } else if path.starts_with("/admin/organizations/") {
         &victim.org
+    } else if path.starts_with("/admin/plans/") {
+        // Plans belong to the platform, not to a tenant: only the operator may touch one.
+        return path.replace("{code}", "standard");
     } else if path.starts_with("/pipelines/") {
         return path
             .replace("{id}", &victim.pipeline_id)
@@ -269,6 +304,8 @@ fn victim_path(path: &str, victim: &World) -> String {
         &victim.activity_id
     } else if path.starts_with("/targets/") {
         &victim.target_id
+    } else if path.starts_with("/payments/") {
+        &victim.payment_id
     } else {
         assert!(
             !path.contains('{'),
@@ -278,7 +315,8 @@ fn victim_path(path: &str, victim: &World) -> String {
     };
     let path = path
         .replace("{id}", id)
-        .replace("{comment_id}", &victim.comment_id);
+        .replace("{comment_id}", &victim.comment_id)
+        .replace("{payment_id}", &victim.payment_id);
     assert!(
         !path.contains('{'),
         "the isolation harness does not know a parameter of {path}: extend victim_path"
@@ -307,6 +345,18 @@ fn sample_body(method: &Method, path: &str, victim: &World) -> Option<Value> {
         }
         ("PATCH", "/users/{id}") => Some(json!({"role": "user"})),
         ("POST", "/admin/organizations") => Some(json!({"name": "Harness Org"})),
+        ("POST", "/admin/plans") => Some(json!({
+            "code": "harness",
+            "name": "Harness plan",
+            "price": {"amount": "1.00", "currency": "KES"},
+            "period_days": 30,
+            "grace_days": 7,
+            "requests_per_minute": 60,
+            "request_burst": 10,
+            "seats": 1,
+            "max_api_keys": 1,
+        })),
+        ("PATCH", "/admin/plans/{code}") => Some(json!({"name": "Renamed by the harness"})),
         ("PATCH", "/wallet") => {
             Some(json!({"low_balance_threshold": {"amount": "50.00", "currency": "KES"}}))
         }
@@ -352,6 +402,17 @@ fn sample_body(method: &Method, path: &str, victim: &World) -> Option<Value> {
         ("PATCH", "/admin/organizations/{id}/wallet") => {
             Some(json!({"credit_limit": {"amount": "10.00", "currency": "KES"}}))
         }
+        ("POST", "/payments/{id}/reversal")
+        | ("POST", "/admin/organizations/{id}/payments/{payment_id}/reversal") => {
+            Some(json!({"reason": "Reversed by the harness"}))
+        }
+        ("POST", "/payments/{id}/status-query")
+        | ("POST", "/admin/organizations/{id}/payments/{payment_id}/status-query") => {
+            Some(json!({"reason": "Asked by the harness"}))
+        }
+        ("POST", "/mpesa/c2b/register") | ("POST", "/admin/mpesa/c2b/register") => {
+            Some(json!({"response_type": "Completed", "version": "v2"}))
+        }
         ("POST", "/admin/organizations/{id}/wallet/adjustments") => Some(json!({
             "amount": {"amount": "100.00", "currency": "KES"},
             "direction": "credit",
@@ -389,6 +450,22 @@ fn sample_body(method: &Method, path: &str, victim: &World) -> Option<Value> {
             "goal": 3,
         })),
         ("PATCH", "/targets/{id}") => Some(json!({"name": "Renamed by the harness"})),
+        // Refused before any push: nothing of the victim's is involved in a top-up.
+        ("POST", "/admin/organizations/{id}/payments/{payment_id}/review") => {
+            Some(json!({"decision": "reject", "reason": "harness"}))
+        }
+        ("POST", "/wallet/top-ups") => Some(json!({"amount": "0", "phone": "0708374149"})),
+        ("POST", "/mpesa/collections") => Some(json!({
+            "amount": "100",
+            "relationship_id": victim.relationship_id,
+        })),
+        ("PUT", "/mpesa/settings") => Some(json!({
+            "environment": "sandbox",
+            "shortcode": "600100",
+            "consumer_key": "harness-key",
+            "consumer_secret": "harness-secret",
+            "passkey": "harness-passkey",
+        })),
         (_, _) if matches!(method.as_str(), "POST" | "PATCH" | "PUT") => Some(json!({})),
         _ => None,
     }
@@ -532,6 +609,7 @@ async fn every_route_keeps_tenants_apart(app: TestApp) {
         victim.comment_id.clone(),
         victim.activity_id.clone(),
         victim.target_id.clone(),
+        victim.payment_id.clone(),
         "alpha.example".to_owned(),
         "Alpha Traders".to_owned(),
     ];
@@ -620,6 +698,7 @@ async fn the_permission_matrix_holds_over_http(app: TestApp) {
         comment_id: uuid::Uuid::now_v7().to_string(),
         activity_id: uuid::Uuid::now_v7().to_string(),
         target_id: uuid::Uuid::now_v7().to_string(),
+        payment_id: uuid::Uuid::now_v7().to_string(),
     };
     let mut rows = 0;
     for (role, role_token) in &roles {
