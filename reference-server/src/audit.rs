@@ -46,6 +46,11 @@ impl Actor {
         }
     }
 
+    /// The user's, key's or operator's id; `None` for the server itself.
+    pub fn id(self) -> Option<uuid::Uuid> {
+        self.parts().1
+    }
+
     fn parts(self) -> (&'static str, Option<uuid::Uuid>) {
         match self {
             Actor::User(id) => ("user", Some(id)),

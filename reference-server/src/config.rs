@@ -93,6 +93,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// M-Pesa: the platform's own account, the Daraja address, reconciliation.
     pub mpesa: MpesaConfig,
+    /// WhatsApp: the Graph address and the platform app's webhook secrets.
+    pub whatsapp: WhatsAppConfig,
     /// The environment variables this configuration was read from that name secrets; the
     /// secrets themselves are loaded by [`crate::secrets::Secrets::load`].
     pub(crate) secret_vars: BTreeMap<String, String>,
@@ -115,6 +117,7 @@ impl fmt::Debug for Config {
             .field("redis_url", &self.redis_url.as_deref().map(redact_url))
             .field("public_url", &self.public_url)
             .field("mpesa", &self.mpesa)
+            .field("whatsapp", &self.whatsapp)
             .field("secret_vars", &self.secret_vars.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -256,6 +259,7 @@ impl Config {
             None => None,
         };
         let mpesa = MpesaConfig::from_vars(environment, &get)?;
+        let whatsapp = WhatsAppConfig::from_vars(&get)?;
 
         Ok(Self {
             environment,
@@ -272,6 +276,7 @@ impl Config {
             redis_url,
             public_url,
             mpesa,
+            whatsapp,
             secret_vars,
         })
     }
@@ -279,6 +284,65 @@ impl Config {
     /// True for SQLite databases.
     pub fn is_sqlite(&self) -> bool {
         self.database_url.starts_with("sqlite:")
+    }
+}
+
+/// The platform's Meta app: where Graph is, and the secrets its webhooks are checked with.
+/// `Debug` hides the secrets.
+#[derive(Clone)]
+pub struct WhatsAppConfig {
+    /// `EDGE_WHATSAPP_BASE_URL`: where the Graph API is (the fake's address in tests).
+    /// Default `https://graph.facebook.com`.
+    pub base_url: Option<String>,
+    /// `EDGE_WHATSAPP_APP_SECRET`: the Meta app's secret, which signs every webhook
+    /// (`X-Hub-Signature-256`). Without it `/webhooks/whatsapp` answers 503.
+    pub app_secret: Option<secrecy::SecretString>,
+    /// `EDGE_WHATSAPP_VERIFY_TOKEN`: the token Meta echoes in the webhook handshake.
+    /// Without it the handshake answers 503.
+    pub verify_token: Option<secrecy::SecretString>,
+    /// `EDGE_WHATSAPP_HOLD_HOURS`: how long a message's fee stays reserved waiting for
+    /// its outcome before the wallet gets it back. Default 72.
+    pub hold_for: Duration,
+}
+
+impl fmt::Debug for WhatsAppConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let set = |secret: &Option<secrecy::SecretString>| secret.as_ref().map(|_| "[redacted]");
+        f.debug_struct("WhatsAppConfig")
+            .field("base_url", &self.base_url)
+            .field("app_secret", &set(&self.app_secret))
+            .field("verify_token", &set(&self.verify_token))
+            .field("hold_for", &self.hold_for)
+            .finish()
+    }
+}
+
+impl WhatsAppConfig {
+    fn from_vars(get: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let base_url = match get("EDGE_WHATSAPP_BASE_URL") {
+            Some(url) => Some(base_url("EDGE_WHATSAPP_BASE_URL", &url)?),
+            None => None,
+        };
+        let secret = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+                .map(secrecy::SecretString::from)
+        };
+        let hours = positive(
+            "EDGE_WHATSAPP_HOLD_HOURS",
+            parse_or(
+                "EDGE_WHATSAPP_HOLD_HOURS",
+                get("EDGE_WHATSAPP_HOLD_HOURS"),
+                Some(72u64),
+            )?,
+        )?;
+        Ok(Self {
+            base_url,
+            app_secret: secret("EDGE_WHATSAPP_APP_SECRET"),
+            verify_token: secret("EDGE_WHATSAPP_VERIFY_TOKEN"),
+            hold_for: Duration::from_secs(hours * 3600),
+        })
     }
 }
 

@@ -35,6 +35,7 @@ pub mod startup;
 pub mod telemetry;
 pub mod tenant_scope;
 pub mod usage;
+pub mod whatsapp;
 
 use std::sync::Arc;
 
@@ -67,6 +68,8 @@ pub struct AppState {
     pub ledger: Arc<dyn edge_core::Ledger>,
     /// M-Pesa payments: top-ups, subscriptions, collections, callbacks, reconciliation.
     pub payments: payments::Payments,
+    /// WhatsApp: numbers, the platform webhook, sends, conversations.
+    pub whatsapp: whatsapp::WhatsApp,
     /// Where each organization's subscription stands, as the tenant resolver last read
     /// it; the subscription gate reads it instead of querying again.
     pub standings: billing::Standings,

@@ -28,6 +28,9 @@ pub enum StartupError {
     /// The access-token signing key is unusable.
     #[error("access tokens: {0}")]
     Jwt(#[from] edge_tenancy::JwtError),
+    /// The WhatsApp service could not be set up.
+    #[error("whatsapp: {0}")]
+    WhatsApp(edge_core::Error),
     /// The payments service could not be set up.
     #[error("payments: {0}")]
     Payments(edge_core::Error),
@@ -119,6 +122,19 @@ impl Application {
         )
         .map_err(StartupError::Payments)?
         .with_platform_token_key(&secrets.credentials_key_bytes());
+        let whatsapp = crate::whatsapp::WhatsApp::new(
+            db.clone(),
+            clock.clone(),
+            ledger.clone(),
+            credentials_keyring(&secrets)?,
+            config.whatsapp.clone(),
+        )
+        .map_err(StartupError::WhatsApp)?;
+        if config.whatsapp.app_secret.is_none() {
+            tracing::warn!(
+                "EDGE_WHATSAPP_APP_SECRET is not set: /webhooks/whatsapp answers 503 until it is"
+            );
+        }
         if config.mpesa.platform.is_none() {
             tracing::warn!(
                 "the platform's M-Pesa account is not configured: wallet top-ups and subscriptions \
@@ -137,6 +153,7 @@ impl Application {
             usage,
             ledger,
             payments,
+            whatsapp,
             standings,
         };
         Ok(Self {
@@ -184,6 +201,12 @@ impl Application {
                 .clone()
                 .reconcile_forever(reconcile_interval(&self.state.config)),
         );
+        let whatsapp = tokio::spawn(
+            self.state
+                .whatsapp
+                .clone()
+                .work_forever(std::time::Duration::from_secs(2)),
+        );
         let subscriptions = tokio::spawn(advance_subscriptions(
             self.state.db.clone(),
             self.state.clock.clone(),
@@ -219,6 +242,7 @@ impl Application {
         sweeper.abort();
         reconciler.abort();
         subscriptions.abort();
+        whatsapp.abort();
         result
     }
 }

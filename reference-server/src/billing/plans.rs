@@ -50,6 +50,8 @@ pub struct Plan {
     pub included_messages: Option<u64>,
     /// The limits the tenant resolver enforces.
     pub limits: PlanLimits,
+    /// What each WhatsApp message costs, charged to the wallet.
+    pub message_prices: MessagePrices,
     /// Whether it can be chosen.
     pub active: bool,
     /// Created.
@@ -93,6 +95,12 @@ impl Plan {
                 row.included_messages,
             ),
             price: Money::from_minor(row.price_minor, currency),
+            message_prices: MessagePrices {
+                marketing: Money::from_minor(row.price_marketing_minor, currency),
+                utility: Money::from_minor(row.price_utility_minor, currency),
+                authentication: Money::from_minor(row.price_authentication_minor, currency),
+                service: Money::from_minor(row.price_service_minor, currency),
+            },
             period_days: count(row.period_days)?,
             grace_days: count(row.grace_days)?,
             included_messages,
@@ -104,6 +112,97 @@ impl Plan {
         })
     }
 }
+
+/// A WhatsApp message's pricing category: what it costs on a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageCategory {
+    /// A marketing template.
+    Marketing,
+    /// A utility template (order updates, reminders).
+    Utility,
+    /// An authentication template (one-time codes).
+    Authentication,
+    /// A free-form message inside the customer-service window.
+    Service,
+}
+
+impl MessageCategory {
+    /// Every category.
+    pub const ALL: [MessageCategory; 4] = [
+        MessageCategory::Marketing,
+        MessageCategory::Utility,
+        MessageCategory::Authentication,
+        MessageCategory::Service,
+    ];
+
+    /// The stored and API name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageCategory::Marketing => "marketing",
+            MessageCategory::Utility => "utility",
+            MessageCategory::Authentication => "authentication",
+            MessageCategory::Service => "service",
+        }
+    }
+
+    /// The category of a stored or API name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+}
+
+/// What each WhatsApp message category costs on a plan, in the plan's currency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MessagePrices {
+    /// A marketing template.
+    pub marketing: Money,
+    /// A utility template.
+    pub utility: Money,
+    /// An authentication template.
+    pub authentication: Money,
+    /// A service message.
+    pub service: Money,
+}
+
+impl MessagePrices {
+    /// The price of one message of `category`.
+    pub fn of(&self, category: MessageCategory) -> Money {
+        match category {
+            MessageCategory::Marketing => self.marketing,
+            MessageCategory::Utility => self.utility,
+            MessageCategory::Authentication => self.authentication,
+            MessageCategory::Service => self.service,
+        }
+    }
+}
+
+/// Message prices in a request body, each a decimal string in the plan's currency; absent
+/// ones stay as they are (on a new plan: KES 0.80, 0.40, 0.40 and 0.20 in minor units).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessagePricesInput {
+    /// A marketing template.
+    #[serde(default)]
+    pub marketing: Option<String>,
+    /// A utility template.
+    #[serde(default)]
+    pub utility: Option<String>,
+    /// An authentication template.
+    #[serde(default)]
+    pub authentication: Option<String>,
+    /// A service message.
+    #[serde(default)]
+    pub service: Option<String>,
+}
+
+/// The list prices of a new plan, in minor units (the migration's column defaults).
+const LIST_PRICES_MINOR: [(MessageCategory, i64); 4] = [
+    (MessageCategory::Marketing, 80),
+    (MessageCategory::Utility, 40),
+    (MessageCategory::Authentication, 40),
+    (MessageCategory::Service, 20),
+];
 
 /// The resolver's limits from a plan's columns. The table's CHECK constraints keep them
 /// positive; a negative value would read as zero.
@@ -212,6 +311,9 @@ pub struct NewPlan {
     /// Active API keys, 0 to 10,000.
     #[serde(default)]
     pub max_api_keys: Option<i64>,
+    /// Per-message prices; absent ones are the list prices.
+    #[serde(default)]
+    pub message_prices: Option<MessagePricesInput>,
     /// Default `true`.
     #[serde(default)]
     pub active: Option<bool>,
@@ -250,6 +352,9 @@ pub struct PlanPatch {
     /// New API key allowance.
     #[serde(default)]
     pub max_api_keys: Option<i64>,
+    /// New per-message prices (for messages sent from now on); absent ones stay.
+    #[serde(default)]
+    pub message_prices: Option<MessagePricesInput>,
     /// Archive (`false`) or bring back (`true`).
     #[serde(default)]
     pub active: Option<bool>,
@@ -324,6 +429,31 @@ impl Checker {
         }
     }
 
+    /// The message prices given, in minor units of `currency`, with each bad one named.
+    fn message_prices(
+        &mut self,
+        input: MessagePricesInput,
+        currency: Currency,
+    ) -> Vec<(MessageCategory, i64)> {
+        let given = [
+            (MessageCategory::Marketing, input.marketing),
+            (MessageCategory::Utility, input.utility),
+            (MessageCategory::Authentication, input.authentication),
+            (MessageCategory::Service, input.service),
+        ];
+        let mut prices = Vec::new();
+        for (category, amount) in given {
+            let Some(amount) = amount else { continue };
+            let field = format!("message_prices.{}", category.as_str());
+            match Money::parse(&amount, currency) {
+                Ok(price) if price.is_negative() => self.problem(&field, "must be zero or more"),
+                Ok(price) => prices.push((category, price.minor())),
+                Err(err) => self.problem(&field, err.to_string()),
+            }
+        }
+        prices
+    }
+
     /// A whole number in `min..=max`, as the column's type.
     fn range<T: TryFrom<i64>>(&mut self, field: &str, value: i64, min: i64, max: i64) -> Option<T> {
         match T::try_from(value) {
@@ -393,6 +523,16 @@ pub async fn create(
     let included_messages = input
         .included_messages
         .map(|n| check.range::<i64>("included_messages", n, 0, MAX_MESSAGES));
+    let mut prices = LIST_PRICES_MINOR;
+    if let (Some(given), Some(price)) = (input.message_prices, price) {
+        for (category, minor) in check.message_prices(given, price.currency()) {
+            for slot in &mut prices {
+                if slot.0 == category {
+                    slot.1 = minor;
+                }
+            }
+        }
+    }
     check.finish()?;
     let (
         Some(code),
@@ -422,6 +562,12 @@ pub async fn create(
         ));
     };
     let included_messages = included_messages.flatten();
+    let price_of = |category: MessageCategory| {
+        prices
+            .iter()
+            .find(|(c, _)| *c == category)
+            .map_or(0, |(_, minor)| *minor)
+    };
 
     let row = plans::Model {
         code: code.clone(),
@@ -435,6 +581,10 @@ pub async fn create(
         request_burst,
         seats,
         max_api_keys,
+        price_marketing_minor: price_of(MessageCategory::Marketing),
+        price_utility_minor: price_of(MessageCategory::Utility),
+        price_authentication_minor: price_of(MessageCategory::Authentication),
+        price_service_minor: price_of(MessageCategory::Service),
         active: input.active.unwrap_or(true),
         created_at: now,
         updated_at: now,
@@ -539,6 +689,22 @@ pub async fn update(
     {
         row.max_api_keys = Set(v);
     }
+    if let Some(input) = patch.message_prices {
+        let currency = match &row.currency {
+            sea_orm::ActiveValue::Set(code) | sea_orm::ActiveValue::Unchanged(code) => {
+                code.parse::<Currency>().map_err(Error::internal)?
+            }
+            sea_orm::ActiveValue::NotSet => current.currency.parse().map_err(Error::internal)?,
+        };
+        for (category, minor) in check.message_prices(input, currency) {
+            match category {
+                MessageCategory::Marketing => row.price_marketing_minor = Set(minor),
+                MessageCategory::Utility => row.price_utility_minor = Set(minor),
+                MessageCategory::Authentication => row.price_authentication_minor = Set(minor),
+                MessageCategory::Service => row.price_service_minor = Set(minor),
+            }
+        }
+    }
     if let Some(active) = patch.active {
         if !active && [DEFAULT_PLAN, PLATFORM_PLAN].contains(&code) {
             check.problem(
@@ -573,6 +739,12 @@ fn summary(row: &plans::Model) -> serde_json::Value {
         "request_burst": row.request_burst,
         "seats": row.seats,
         "max_api_keys": row.max_api_keys,
+        "message_prices_minor": {
+            "marketing": row.price_marketing_minor,
+            "utility": row.price_utility_minor,
+            "authentication": row.price_authentication_minor,
+            "service": row.price_service_minor,
+        },
         "active": row.active,
     })
 }
@@ -600,6 +772,8 @@ pub struct PlanView {
     pub seats: u32,
     /// Active API keys.
     pub max_api_keys: u32,
+    /// What each WhatsApp message costs.
+    pub message_prices: MessagePrices,
     /// Whether it can be chosen.
     pub active: bool,
     /// Whether it is free (never lapses).
@@ -623,6 +797,7 @@ impl From<&Plan> for PlanView {
             request_burst: plan.limits.request_burst,
             seats: plan.limits.max_members,
             max_api_keys: plan.limits.max_api_keys,
+            message_prices: plan.message_prices,
             active: plan.active,
             free: plan.is_free(),
             created_at: plan.created_at,

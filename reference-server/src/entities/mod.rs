@@ -37,3 +37,8 @@ pub mod ticket_comments;
 pub mod tickets;
 pub mod usage_counters;
 pub mod users;
+pub mod whatsapp_conversations;
+pub mod whatsapp_message_statuses;
+pub mod whatsapp_messages;
+pub mod whatsapp_numbers;
+pub mod whatsapp_webhooks;

@@ -30,6 +30,14 @@ pub struct Model {
     pub seats: i32,
     /// Active API keys allowed.
     pub max_api_keys: i32,
+    /// The fee for one WhatsApp marketing template, in minor units of `currency`.
+    pub price_marketing_minor: i64,
+    /// The fee for one utility template.
+    pub price_utility_minor: i64,
+    /// The fee for one authentication template.
+    pub price_authentication_minor: i64,
+    /// The fee for one service (non-template) message.
+    pub price_service_minor: i64,
     /// Whether it can be chosen; organizations on an archived plan keep working.
     pub active: bool,
     /// Created.

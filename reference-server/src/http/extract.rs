@@ -138,3 +138,19 @@ pub fn page_request(
         .map_err(edge_core::Error::from)?;
     Ok(edge_core::PageRequest { limit, cursor })
 }
+
+/// The `Idempotency-Key` header, if any; a key that is not printable ASCII of the allowed
+/// length is a 422 naming the header.
+pub fn idempotency_key(
+    headers: &axum::http::HeaderMap,
+) -> Result<Option<edge_core::IdempotencyKey>, edge_core::Error> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| edge_core::Error::invalid("Idempotency-Key", "must be printable ASCII"))?;
+    edge_core::IdempotencyKey::new(text)
+        .map(Some)
+        .map_err(|e| edge_core::Error::invalid("Idempotency-Key", e.to_string()))
+}

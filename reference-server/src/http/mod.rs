@@ -23,6 +23,7 @@ pub mod tickets;
 pub mod usage;
 pub mod views;
 pub mod wallet;
+pub mod whatsapp;
 
 use axum::Extension;
 use axum::Router;
@@ -49,6 +50,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/readyz", get(health::readyz))
         .nest("/api/v1", api_v1(state))
         .nest("/callbacks", callbacks::routes())
+        .nest("/webhooks", whatsapp::webhook_routes())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
 }
@@ -158,6 +160,7 @@ pub fn available_when_suspended(method: &Method, path: &str) -> bool {
         ("DELETE", "/api-keys/{id}")
             | ("POST", "/users/{id}/deactivate")
             | ("POST", "/mpesa/callback-token/rotate")
+            | ("DELETE", "/whatsapp/numbers/{id}")
     );
     reads || own_session || paying || taking_access_away
 }
@@ -750,6 +753,72 @@ pub fn catalog() -> Vec<ApiRoute> {
             "/admin/mpesa/c2b/register",
             P(Perm::TenantsManage),
             post(mpesa::admin_register_c2b),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/whatsapp/numbers",
+            P(Perm::CrmRead),
+            get(whatsapp::list_numbers),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/whatsapp/numbers",
+            P(Perm::CredentialsManage),
+            post(whatsapp::connect_number),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/whatsapp/numbers/{id}",
+            P(Perm::CrmRead),
+            get(whatsapp::get_number),
+        ),
+        ApiRoute::new(
+            Method::PATCH,
+            "/whatsapp/numbers/{id}",
+            P(Perm::CredentialsManage),
+            patch(whatsapp::update_number),
+        ),
+        ApiRoute::new(
+            Method::DELETE,
+            "/whatsapp/numbers/{id}",
+            P(Perm::CredentialsManage),
+            delete(whatsapp::disconnect_number),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/whatsapp/messages",
+            P(Perm::MessagesSend),
+            post(whatsapp::send),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/whatsapp/messages/{id}",
+            P(Perm::CrmRead),
+            get(whatsapp::get_message),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/whatsapp/conversations",
+            P(Perm::CrmRead),
+            get(whatsapp::conversations),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/whatsapp/conversations/{contact}",
+            P(Perm::CrmRead),
+            get(whatsapp::conversation),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/whatsapp/conversations/{contact}/messages",
+            P(Perm::CrmRead),
+            get(whatsapp::conversation_messages),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/whatsapp/conversations/{contact}/read",
+            P(Perm::MessagesSend),
+            post(whatsapp::mark_read),
         ),
     ]
 }

@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use super::client::Client;
 use super::error::ApiError;
-use super::extract::{Json, Path, Query, page_request};
+use super::extract::{Json, Path, Query, idempotency_key, page_request};
 use crate::AppState;
 use crate::audit::{Actor, Entry};
 use crate::entities::{organizations, relationships};
@@ -63,19 +63,6 @@ fn kes(field: &str, value: &Value) -> Result<Money, Error> {
 
 fn phone(field: &str, value: &str, country: Country) -> Result<Msisdn, Error> {
     Msisdn::parse(value, country).map_err(|e| Error::invalid(field, e.to_string()))
-}
-
-/// The `Idempotency-Key` header, if any.
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Error> {
-    let Some(value) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    let text = value
-        .to_str()
-        .map_err(|_| Error::invalid("Idempotency-Key", "must be printable ASCII"))?;
-    let key = edge_core::IdempotencyKey::new(text)
-        .map_err(|e| Error::invalid("Idempotency-Key", e.to_string()))?;
-    Ok(Some(key.as_str().to_owned()))
 }
 
 /// The answer to a started payment: 201, 200 for a replay, or the upstream error with
@@ -142,7 +129,7 @@ pub async fn top_up(
                 relationship_id: None,
                 account_reference: reference.to_uppercase(),
                 description: "Wallet top-up".into(),
-                idempotency_key: idempotency_key(&headers)?,
+                idempotency_key: idempotency_key(&headers)?.map(|k| k.as_str().to_owned()),
                 created_by: ctx.user().map(|u| u.as_uuid()),
             },
         )
@@ -204,7 +191,7 @@ pub async fn subscribe(
                 relationship_id: None,
                 account_reference: reference.to_uppercase(),
                 description: "Subscription".into(),
-                idempotency_key: idempotency_key(&headers)?,
+                idempotency_key: idempotency_key(&headers)?.map(|k| k.as_str().to_owned()),
                 created_by: ctx.user().map(|u| u.as_uuid()),
             },
         )
@@ -307,7 +294,7 @@ pub async fn collect(
                 relationship_id: input.relationship_id,
                 account_reference: reference,
                 description,
-                idempotency_key: idempotency_key(&headers)?,
+                idempotency_key: idempotency_key(&headers)?.map(|k| k.as_str().to_owned()),
                 created_by: ctx.user().map(|u| u.as_uuid()),
             },
         )

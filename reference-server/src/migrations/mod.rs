@@ -15,6 +15,7 @@ mod m20261123_000006_pipelines_deals;
 mod m20261123_000007_tickets_activities_targets;
 mod m20261124_000008_payments;
 mod m20261124_000009_plans_subscriptions;
+mod m20261125_000010_whatsapp;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000007_tickets_activities_targets::Migration),
             Box::new(m20261124_000008_payments::Migration),
             Box::new(m20261124_000009_plans_subscriptions::Migration),
+            Box::new(m20261125_000010_whatsapp::Migration),
         ]
     }
 }
