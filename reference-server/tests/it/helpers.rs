@@ -117,6 +117,19 @@ pub fn test_config(
             "EDGE_MPESA_BASE_URL".to_owned(),
             "http://127.0.0.1:9".to_owned(),
         ),
+        // Nor the real Graph; and webhooks are signed with a known test secret.
+        (
+            "EDGE_WHATSAPP_BASE_URL".to_owned(),
+            "http://127.0.0.1:9".to_owned(),
+        ),
+        (
+            "EDGE_WHATSAPP_APP_SECRET".to_owned(),
+            "test-whatsapp-app-secret".to_owned(),
+        ),
+        (
+            "EDGE_WHATSAPP_VERIFY_TOKEN".to_owned(),
+            "test-whatsapp-verify-token".to_owned(),
+        ),
     ];
     vars.extend(extra.iter().cloned());
     Config::from_vars(vars).unwrap()
