@@ -48,6 +48,10 @@ struct World {
     target_id: String,
     /// A pending wallet top-up.
     payment_id: String,
+    /// A connected WhatsApp number.
+    whatsapp_number_id: String,
+    /// An inbound WhatsApp message, in the conversation with the prospect.
+    whatsapp_message_id: String,
 }
 
 /// Calls `/api/v1{path}` with a bearer token and an optional JSON body.
@@ -212,8 +216,16 @@ async fn world(app: &TestApp, name: &str, domain: &str) -> World {
     )
     .await;
     let payment_id = pending_payment(app, admin["organization"]["id"].as_str().unwrap()).await;
+    let (whatsapp_number_id, whatsapp_message_id) = whatsapp_conversation(
+        app,
+        admin["organization"]["id"].as_str().unwrap(),
+        prospect["id"].as_str().unwrap(),
+    )
+    .await;
     World {
         payment_id,
+        whatsapp_number_id,
+        whatsapp_message_id,
         ticket_id,
         comment_id,
         activity_id,
@@ -261,6 +273,108 @@ async fn pending_payment(app: &TestApp, org: &str) -> String {
     id.to_string()
 }
 
+/// A connected WhatsApp number and a conversation with the prospect holding one inbound
+/// message, written directly (the harness's server has no Graph to check a number with).
+/// Returns the number's and the message's ids.
+async fn whatsapp_conversation(app: &TestApp, org: &str, prospect: &str) -> (String, String) {
+    use edge_server::entities::{whatsapp_conversations, whatsapp_messages, whatsapp_numbers};
+    let org: uuid::Uuid = org.parse().unwrap();
+    let now = chrono::Utc::now();
+    let (number, conversation, message) = (
+        uuid::Uuid::now_v7(),
+        uuid::Uuid::now_v7(),
+        uuid::Uuid::now_v7(),
+    );
+    let pnid = format!(
+        "{}",
+        100_000_000_000_u64 + u64::from(org.as_bytes()[15]) * 1000 + u64::from(org.as_bytes()[14])
+    );
+    whatsapp_numbers::Entity::insert(whatsapp_numbers::ActiveModel::from(
+        whatsapp_numbers::Model {
+            organization_id: org,
+            id: number,
+            phone_number_id: pnid.clone(),
+            waba_id: "200000000000001".into(),
+            display_number: "+254700000001".into(),
+            verified_name: None,
+            quality_rating: None,
+            messages_per_second: 80,
+            sealed: "not-a-sealed-token".into(),
+            token_hint: "0000".into(),
+            routing_key: Some(format!("{pnid}-{org}")),
+            is_default: true,
+            status: "connected".into(),
+            verified_at: now,
+            created_by: None,
+            created_at: now,
+            updated_at: now,
+            disconnected_at: None,
+        },
+    ))
+    .exec_without_returning(app.db())
+    .await
+    .unwrap();
+    whatsapp_conversations::Entity::insert(whatsapp_conversations::ActiveModel::from(
+        whatsapp_conversations::Model {
+            organization_id: org,
+            id: conversation,
+            contact_type: "prospect".into(),
+            contact_id: prospect.parse().unwrap(),
+            wa_id: Some(format!("2547{}", &pnid[pnid.len() - 8..])),
+            user_id: None,
+            phone: None,
+            profile_name: Some("Harness".into()),
+            number_id: Some(number),
+            last_inbound_at: Some(now),
+            window_expires_at: Some(now + chrono::TimeDelta::hours(24)),
+            last_message_at: now,
+            last_message_id: Some(message),
+            last_message_preview: Some("hello".into()),
+            unread_count: 1,
+            created_at: now,
+            updated_at: now,
+        },
+    ))
+    .exec_without_returning(app.db())
+    .await
+    .unwrap();
+    whatsapp_messages::Entity::insert(whatsapp_messages::ActiveModel::from(
+        whatsapp_messages::Model {
+            organization_id: org,
+            id: message,
+            conversation_id: conversation,
+            number_id: number,
+            direction: "inbound".into(),
+            wamid: Some(format!("wamid.harness-{message}")),
+            kind: "text".into(),
+            content: json!({"type": "text", "text": {"body": "hello"}}),
+            preview: Some("hello".into()),
+            status: "received".into(),
+            category: None,
+            fee_minor: 0,
+            currency: "KES".into(),
+            hold_id: None,
+            charge_status: "none".into(),
+            idempotency_key: None,
+            request_fingerprint: None,
+            error_code: None,
+            error_title: None,
+            error_detail: None,
+            attempts: 0,
+            next_attempt_at: None,
+            claimed_until: None,
+            sent_by: None,
+            occurred_at: now,
+            created_at: now,
+            updated_at: now,
+        },
+    ))
+    .exec_without_returning(app.db())
+    .await
+    .unwrap();
+    (number.to_string(), message.to_string())
+}
+
 /// Puts an organization on the enterprise plan, so that a test walking every route of the
 /// catalog in one burst is not rate-limited by the standard plan.
 async fn unthrottle(app: &TestApp, org: &str) {
@@ -306,6 +420,13 @@ fn victim_path(path: &str, victim: &World) -> String {
         &victim.target_id
     } else if path.starts_with("/payments/") {
         &victim.payment_id
+    } else if path.starts_with("/whatsapp/numbers/") {
+        &victim.whatsapp_number_id
+    } else if path.starts_with("/whatsapp/messages/") {
+        &victim.whatsapp_message_id
+    } else if path.starts_with("/whatsapp/conversations/") {
+        // A conversation is addressed by its contact.
+        return path.replace("{contact}", &victim.prospect_id);
     } else {
         assert!(
             !path.contains('{'),
@@ -455,6 +576,16 @@ fn sample_body(method: &Method, path: &str, victim: &World) -> Option<Value> {
             Some(json!({"decision": "reject", "reason": "harness"}))
         }
         ("POST", "/wallet/top-ups") => Some(json!({"amount": "0", "phone": "0708374149"})),
+        ("POST", "/whatsapp/messages") => Some(json!({
+            "contact_id": victim.prospect_id,
+            "text": {"body": "Written by the harness"},
+        })),
+        ("POST", "/whatsapp/numbers") => Some(json!({
+            "phone_number_id": "100000000000999",
+            "waba_id": "200000000000999",
+            "access_token": "harness-token",
+        })),
+        ("PATCH", "/whatsapp/numbers/{id}") => Some(json!({"default": true})),
         ("POST", "/mpesa/collections") => Some(json!({
             "amount": "100",
             "relationship_id": victim.relationship_id,
@@ -524,6 +655,30 @@ async fn snapshot(db: &DatabaseConnection, org: uuid::Uuid) -> Vec<String> {
         .unwrap()
     {
         out.push(format!("{p:?}"));
+    }
+    for n in edge_server::entities::whatsapp_numbers::Entity::find()
+        .filter(edge_server::entities::whatsapp_numbers::Column::OrganizationId.eq(org))
+        .all(db)
+        .await
+        .unwrap()
+    {
+        out.push(format!("{n:?}"));
+    }
+    for c in edge_server::entities::whatsapp_conversations::Entity::find()
+        .filter(edge_server::entities::whatsapp_conversations::Column::OrganizationId.eq(org))
+        .all(db)
+        .await
+        .unwrap()
+    {
+        out.push(format!("{c:?}"));
+    }
+    for m in edge_server::entities::whatsapp_messages::Entity::find()
+        .filter(edge_server::entities::whatsapp_messages::Column::OrganizationId.eq(org))
+        .all(db)
+        .await
+        .unwrap()
+    {
+        out.push(format!("{m:?}"));
     }
     for s in pipeline_stages::Entity::find()
         .filter(pipeline_stages::Column::OrganizationId.eq(org))
@@ -699,6 +854,8 @@ async fn the_permission_matrix_holds_over_http(app: TestApp) {
         activity_id: uuid::Uuid::now_v7().to_string(),
         target_id: uuid::Uuid::now_v7().to_string(),
         payment_id: uuid::Uuid::now_v7().to_string(),
+        whatsapp_number_id: uuid::Uuid::now_v7().to_string(),
+        whatsapp_message_id: uuid::Uuid::now_v7().to_string(),
     };
     let mut rows = 0;
     for (role, role_token) in &roles {
