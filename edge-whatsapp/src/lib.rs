@@ -7,6 +7,8 @@
 //! - [`message`]: typed sends — text, template, media, interactive, reaction, location,
 //!   contacts, reply context, mark-as-read — with `biz_opaque_callback_data` to tie status
 //!   webhooks back to your own send id. [`media`]: upload and download.
+//! - [`numbers`]: a business number's display number, verified name, quality rating and
+//!   throughput level ([`PhoneNumber`]), and the send rate that follows from it.
 //! - [`Error`]: one error enum that says whether a request may have been sent and how to
 //!   treat each Graph error code.
 //! - [`webhook`]: the GET handshake, `X-Hub-Signature-256` over the raw bytes, and parsing
@@ -31,6 +33,7 @@ pub mod fake;
 mod ids;
 pub mod media;
 pub mod message;
+pub mod numbers;
 mod pacer;
 pub mod webhook;
 
@@ -38,4 +41,5 @@ pub use client::{DEFAULT_API_VERSION, DEFAULT_BASE_URL, WhatsAppClient, WhatsApp
 pub use credentials::Credentials;
 pub use error::{Error, ErrorClass, RetryScope};
 pub use ids::{MediaId, MessageId, PhoneNumberId, UserId, WabaId};
+pub use numbers::PhoneNumber;
 pub use pacer::{DEFAULT_RATE_PER_SECOND, Pacer};

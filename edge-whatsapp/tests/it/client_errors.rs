@@ -1,12 +1,10 @@
 //! The client against canned HTTP responses: error taxonomy and classification.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use edge_whatsapp::message::{SendMessage, Text};
 use edge_whatsapp::{Credentials, Error, ErrorClass, RetryScope, WhatsAppClient};
 use secrecy::SecretString;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::support::*;
@@ -15,66 +13,6 @@ const TOKEN: &str = "EAAG-tenant-a-secret-token";
 
 fn creds() -> Credentials {
     Credentials::new(TENANT_A_PNID, SecretString::from(TOKEN)).waba_id(TENANT_A_WABA)
-}
-
-/// A one-response-fits-all HTTP/1.1 server on port 0 that records raw requests.
-struct Canned {
-    url: String,
-    requests: Arc<Mutex<Vec<String>>>,
-}
-
-async fn canned(status: u16, body: &'static str, respond: bool) -> Canned {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let requests = Arc::new(Mutex::new(Vec::new()));
-    let seen = requests.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut socket, _)) = listener.accept().await else {
-                return;
-            };
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    let Ok(n) = socket.read(&mut chunk).await else {
-                        return;
-                    };
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&buf).to_string();
-                    if let Some(end) = text.find("\r\n\r\n") {
-                        let len = text[..end]
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                            })
-                            .unwrap_or(0);
-                        if buf.len() >= end + 4 + len {
-                            seen.lock().unwrap().push(text);
-                            break;
-                        }
-                    }
-                }
-                if !respond {
-                    // Hold the connection open without answering.
-                    tokio::time::sleep(Duration::from_secs(30)).await;
-                    return;
-                }
-                let response = format!(
-                    "HTTP/1.1 {status} Canned\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = socket.write_all(response.as_bytes()).await;
-            });
-        }
-    });
-    Canned { url, requests }
 }
 
 fn client(url: &str) -> WhatsAppClient {

@@ -5,6 +5,7 @@ mod client_errors;
 #[cfg(feature = "test-util")]
 mod fake_graph;
 mod handshake;
+mod numbers;
 mod parsing;
 mod properties;
 mod signature;

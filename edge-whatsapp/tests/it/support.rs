@@ -1,9 +1,12 @@
 //! Shared fixtures and helpers.
 #![cfg_attr(not(feature = "test-util"), allow(dead_code))]
 
-use std::sync::Once;
+use std::sync::{Arc, Mutex, Once};
+use std::time::Duration;
 
 use secrecy::SecretString;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 pub const INBOUND_TEXT: &str = include_str!("../data/webhook_inbound_text.json");
 pub const STATUS_SENT: &str = include_str!("../data/webhook_status_sent.json");
@@ -16,6 +19,8 @@ pub const SEND_RESPONSE: &str = include_str!("../data/send_response.json");
 pub const ERROR_RATE_LIMITED: &str = include_str!("../data/error_rate_limited.json");
 pub const ERROR_REENGAGEMENT: &str = include_str!("../data/error_reengagement.json");
 pub const ERROR_INVALID_TOKEN: &str = include_str!("../data/error_invalid_token.json");
+pub const ERROR_UNKNOWN_OBJECT: &str = include_str!("../data/error_unknown_object.json");
+pub const PHONE_NUMBER: &str = include_str!("../data/phone_number.json");
 
 /// Every webhook fixture.
 pub const WEBHOOK_FIXTURES: [(&str, &str); 5] = [
@@ -53,4 +58,64 @@ pub fn install_ring() {
 pub fn raw_http_client() -> reqwest::Client {
     install_ring();
     reqwest::Client::builder().build().unwrap()
+}
+
+/// A one-response-fits-all HTTP/1.1 server on port 0 that records raw requests.
+pub struct Canned {
+    pub url: String,
+    pub requests: Arc<Mutex<Vec<String>>>,
+}
+
+pub async fn canned(status: u16, body: &'static str, respond: bool) -> Canned {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let seen = requests.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(n) = socket.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if buf.len() >= end + 4 + len {
+                            seen.lock().unwrap().push(text);
+                            break;
+                        }
+                    }
+                }
+                if !respond {
+                    // Hold the connection open without answering.
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    return;
+                }
+                let response = format!(
+                    "HTTP/1.1 {status} Canned\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    Canned { url, requests }
 }
