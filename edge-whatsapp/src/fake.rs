@@ -1,11 +1,44 @@
 //! `FakeGraph` (feature `test-util`): an in-process fake of the Graph API.
 //!
-//! It listens on `127.0.0.1:0`, accepts sends and returns message ids, then posts **signed**
-//! status webhooks (`sent` → `delivered` → `read`, or `failed` with a chosen code) to a
-//! configured URL, in order, from one delivery queue. Failures can be scripted per
-//! recipient. Every request is recorded (without its token), and a request the fake does
-//! not understand is answered 404 and recorded in [`FakeGraph::unmatched`], so tests fail
-//! loudly instead of passing by accident.
+//! It listens on `127.0.0.1:0` (or [`FakeGraphBuilder::bind`]), accepts sends and returns
+//! message ids, then posts **signed** status webhooks (`sent` → `delivered` → `read`, or
+//! `failed` with a chosen code) to a configured URL, in order, from one delivery queue.
+//! Failures can be scripted per recipient. Every request is recorded (without its token),
+//! and a request the fake does not understand is answered 404 and recorded in
+//! [`FakeGraph::unmatched`], so tests fail loudly instead of passing by accident.
+//!
+//! What it answers:
+//!
+//! - `POST /{version}/{phone_number_id}/messages`: sends and mark-as-read, for registered
+//!   numbers only (code 100 otherwise, as on the real Graph).
+//! - `POST /{version}/{phone_number_id}/media`, `GET`/`DELETE /{version}/{media_id}` and the
+//!   download URL: media (see [`FakeGraph::add_media`]).
+//! - `GET /{version}/{phone_number_id}?fields=…`: a registered number, as
+//!   [`crate::PhoneNumber`] reads it. The display number is the registered one;
+//!   `verified_name` is `Fake Business <last 4 digits>`, `quality_rating` `GREEN`,
+//!   `code_verification_status` `VERIFIED`, `name_status` `APPROVED`, `platform_type`
+//!   `CLOUD_API`, `is_on_biz_app` `false`, and `throughput` `{"level": "STANDARD"}` unless
+//!   [`FakeGraphBuilder::number_throughput`] (or [`FakeGraph::set_number_throughput`]) says
+//!   otherwise. With `fields`, only those fields and `id` are returned; a field it does not
+//!   know is code 100. A registered phone number id wins over a media id; an id that is
+//!   neither is code 100.
+//!
+//! Numbers are registered on the builder ([`FakeGraphBuilder::number`]) or while running
+//! ([`FakeGraph::add_number`]).
+//!
+//! Status delivery can be made awkward the way Meta's is, on the builder or while running:
+//!
+//! - [`FakeGraphBuilder::duplicate_statuses`]: every status webhook is posted twice in a
+//!   row (Meta's delivery is at-least-once), to test de-duplication.
+//! - [`FakeGraphBuilder::reverse_statuses`]: each message's statuses are posted newest
+//!   first (`read`, `delivered`, `sent`), to test that a status only moves forward.
+//!
+//! All statuses of one send are queued together as one item of the single delivery queue,
+//! so what the receiver sees is deterministic even when sends run concurrently. Both
+//! options apply to sends made after they are set, and only to status webhooks.
+//!
+//! [`FakeGraph::on_event`] reports each answered request and each posted webhook (never a
+//! token), for logging: `edge-server fake-whatsapp` uses it.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -135,6 +168,27 @@ pub struct RecordedRequest {
     pub json: Option<Value>,
 }
 
+/// What the fake did, for [`FakeGraph::on_event`]. Carries no token.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum FakeEvent {
+    /// A request was answered.
+    Answered {
+        /// `GET`, `POST`, …
+        method: String,
+        /// The path, without the query.
+        path: String,
+        /// The HTTP status of the answer.
+        status: u16,
+        /// The Graph error code, when the answer is a Graph error.
+        code: Option<i64>,
+    },
+    /// A webhook was posted (or could not be).
+    Posted(Delivery),
+}
+
+type Observer = Arc<dyn Fn(&FakeEvent) + Send + Sync>;
+
 /// A webhook the fake posted (or tried to).
 #[derive(Debug, Clone)]
 pub struct Delivery {
@@ -163,20 +217,29 @@ struct Number {
 
 /// Builds a [`FakeGraph`].
 pub struct FakeGraphBuilder {
+    bind: SocketAddr,
     app_secret: SecretString,
     numbers: HashMap<String, Number>,
+    throughput: HashMap<String, String>,
     valid_tokens: HashSet<String>,
     default_outcome: Outcome,
     webhook_url: Option<String>,
     status_delay: Duration,
+    duplicate_statuses: bool,
+    reverse_statuses: bool,
 }
 
 impl fmt::Debug for FakeGraphBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FakeGraphBuilder")
+            .field("bind", &self.bind)
             .field("numbers", &self.numbers)
+            .field("throughput", &self.throughput)
             .field("default_outcome", &self.default_outcome)
             .field("webhook_url", &self.webhook_url)
+            .field("status_delay", &self.status_delay)
+            .field("duplicate_statuses", &self.duplicate_statuses)
+            .field("reverse_statuses", &self.reverse_statuses)
             .finish_non_exhaustive()
     }
 }
@@ -184,17 +247,28 @@ impl fmt::Debug for FakeGraphBuilder {
 impl Default for FakeGraphBuilder {
     fn default() -> Self {
         Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             app_secret: SecretString::from("fake-graph-app-secret"),
             numbers: HashMap::new(),
+            throughput: HashMap::new(),
             valid_tokens: HashSet::new(),
             default_outcome: Outcome::Read,
             webhook_url: None,
             status_delay: Duration::from_millis(20),
+            duplicate_statuses: false,
+            reverse_statuses: false,
         }
     }
 }
 
 impl FakeGraphBuilder {
+    /// The address to listen on (default `127.0.0.1:0`: a free port on the loopback
+    /// interface). [`FakeGraph::addr`] tells the port picked.
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.bind = addr;
+        self
+    }
+
     /// The app secret webhooks are signed with.
     pub fn app_secret(mut self, secret: SecretString) -> Self {
         self.app_secret = secret;
@@ -216,6 +290,17 @@ impl FakeGraphBuilder {
                 display: display_phone_number.into(),
             },
         );
+        self
+    }
+
+    /// The `throughput.level` Graph reports for `phone_number_id`, such as `HIGH`
+    /// (default `STANDARD`). It may be set before or after the number is registered.
+    pub fn number_throughput(
+        mut self,
+        phone_number_id: impl Into<String>,
+        level: impl Into<String>,
+    ) -> Self {
+        self.throughput.insert(phone_number_id.into(), level.into());
         self
     }
 
@@ -243,12 +328,28 @@ impl FakeGraphBuilder {
         self
     }
 
-    /// Binds `127.0.0.1:0` and starts serving on the current tokio runtime.
+    /// Posts every status webhook twice in a row (default off). Also settable while
+    /// running: [`FakeGraph::duplicate_statuses`].
+    pub fn duplicate_statuses(mut self, on: bool) -> Self {
+        self.duplicate_statuses = on;
+        self
+    }
+
+    /// Posts each message's statuses in reverse order, such as `delivered` before `sent`
+    /// (default off). Also settable while running: [`FakeGraph::reverse_statuses`].
+    pub fn reverse_statuses(mut self, on: bool) -> Self {
+        self.reverse_statuses = on;
+        self
+    }
+
+    /// Binds the address (default `127.0.0.1:0`) and starts serving on the current tokio
+    /// runtime. An address that cannot be bound is an [`Error::Connect`] naming it.
     pub async fn start(self) -> Result<FakeGraph, Error> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let bind = self.bind;
+        let listener = tokio::net::TcpListener::bind(bind)
             .await
             .map_err(|e| Error::Connect {
-                message: format!("FakeGraph could not bind: {e}"),
+                message: format!("FakeGraph cannot listen on {bind}: {e}"),
             })?;
         let addr = listener.local_addr().map_err(|e| Error::Connect {
             message: format!("FakeGraph has no address: {e}"),
@@ -257,12 +358,16 @@ impl FakeGraphBuilder {
         let (queue_tx, queue_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             app_secret: self.app_secret,
-            base_url: format!("http://{addr}"),
+            base_url: format!("http://{}", reachable(addr)),
             status_delay: self.status_delay,
             queue: queue_tx,
             notify: Notify::new(),
+            observer: Mutex::new(None),
             state: Mutex::new(FakeState {
                 numbers: self.numbers,
+                throughput: self.throughput,
+                duplicate_statuses: self.duplicate_statuses,
+                reverse_statuses: self.reverse_statuses,
                 valid_tokens: self.valid_tokens,
                 revoked_tokens: HashSet::new(),
                 default_outcome: self.default_outcome,
@@ -295,17 +400,33 @@ impl FakeGraphBuilder {
     }
 }
 
+/// The address a client on this machine reaches `addr` at: the loopback address of the
+/// same family when `addr` is unspecified (`0.0.0.0`, `[::]`).
+fn reachable(mut addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    addr
+}
+
 struct Shared {
     app_secret: SecretString,
     base_url: String,
     status_delay: Duration,
     queue: mpsc::UnboundedSender<Queued>,
     notify: Notify,
+    observer: Mutex<Option<Observer>>,
     state: Mutex<FakeState>,
 }
 
 struct FakeState {
     numbers: HashMap<String, Number>,
+    throughput: HashMap<String, String>,
+    duplicate_statuses: bool,
+    reverse_statuses: bool,
     valid_tokens: HashSet<String>,
     revoked_tokens: HashSet<String>,
     default_outcome: Outcome,
@@ -319,13 +440,27 @@ struct FakeState {
     counter: u64,
 }
 
+/// One item of the delivery queue: webhooks posted one after the other, such as every
+/// status of one send.
 struct Queued {
-    body: Value,
+    bodies: Vec<Value>,
 }
 
 impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, FakeState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Calls the observer, if any, without holding the state lock.
+    fn emit(&self, event: FakeEvent) {
+        let observer = self
+            .observer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(observer) = observer {
+            observer(&event);
+        }
     }
 }
 
@@ -379,7 +514,9 @@ impl FakeGraph {
         FakeGraphBuilder::default()
     }
 
-    /// `http://127.0.0.1:{port}`: the base URL for [`WhatsAppClient::builder`].
+    /// `http://127.0.0.1:{port}`: the base URL for [`WhatsAppClient::builder`]. When it
+    /// listens on an unspecified address (`0.0.0.0`, `[::]`), the URL names the loopback
+    /// address of the same family.
     pub fn base_url(&self) -> &str {
         &self.shared.base_url
     }
@@ -421,6 +558,56 @@ impl FakeGraph {
             .entry(recipient_key(recipient))
             .or_default()
             .push_back(outcome);
+    }
+
+    /// Registers a business number while running, as [`FakeGraphBuilder::number`] does
+    /// before: sends from it and lookups of it work from now on. Registering an id again
+    /// replaces its WABA and display number.
+    pub fn add_number(
+        &self,
+        phone_number_id: impl Into<String>,
+        waba_id: impl Into<String>,
+        display_phone_number: impl Into<String>,
+    ) {
+        self.shared.lock().numbers.insert(
+            phone_number_id.into(),
+            Number {
+                waba_id: waba_id.into(),
+                display: display_phone_number.into(),
+            },
+        );
+    }
+
+    /// Sets the `throughput.level` reported for `phone_number_id` from now on (as
+    /// [`FakeGraphBuilder::number_throughput`]), such as `HIGH` after an upgrade.
+    pub fn set_number_throughput(&self, phone_number_id: &str, level: &str) {
+        self.shared
+            .lock()
+            .throughput
+            .insert(phone_number_id.to_owned(), level.to_owned());
+    }
+
+    /// Posts every status webhook of later sends twice in a row, or stops doing so.
+    pub fn duplicate_statuses(&self, on: bool) {
+        self.shared.lock().duplicate_statuses = on;
+    }
+
+    /// Posts the statuses of each later send in reverse order, or stops doing so.
+    pub fn reverse_statuses(&self, on: bool) {
+        self.shared.lock().reverse_statuses = on;
+    }
+
+    /// Calls `observer` with each request answered and each webhook posted, from the
+    /// fake's own tasks (keep it quick). Replaces any earlier observer.
+    pub fn on_event<F>(&self, observer: F)
+    where
+        F: Fn(&FakeEvent) + Send + Sync + 'static,
+    {
+        *self
+            .shared
+            .observer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(observer));
     }
 
     /// Makes `token` invalid from now on (190 on every call).
@@ -533,7 +720,9 @@ impl FakeGraph {
 
     /// Queues any payload to be signed and posted to the webhook URL.
     pub fn send_webhook(&self, payload: Value) {
-        let _ = self.shared.queue.send(Queued { body: payload });
+        let _ = self.shared.queue.send(Queued {
+            bodies: vec![payload],
+        });
     }
 }
 
@@ -544,30 +733,34 @@ async fn deliver(
     mut queue: mpsc::UnboundedReceiver<Queued>,
 ) {
     while let Some(item) = queue.recv().await {
-        tokio::time::sleep(shared.status_delay).await;
-        // Compact JSON, non-ASCII escaped as \uXXXX the way Meta writes it.
-        let body = Bytes::from(meta_json(&item.body));
-        let signature = sign(&shared.app_secret, &body);
-        let url = shared.lock().webhook_url.clone();
-        let response_status = match &url {
-            Some(url) => http
-                .post(url)
-                .header(http::header::CONTENT_TYPE, "application/json")
-                .header(SIGNATURE_HEADER, signature.as_str())
-                .body(body.clone())
-                .send()
-                .await
-                .ok()
-                .map(|r| r.status().as_u16()),
-            None => None,
-        };
-        shared.lock().deliveries.push(Delivery {
-            url: url.unwrap_or_default(),
-            body,
-            signature,
-            response_status,
-        });
-        shared.notify.notify_waiters();
+        for value in item.bodies {
+            tokio::time::sleep(shared.status_delay).await;
+            // Compact JSON, non-ASCII escaped as \uXXXX the way Meta writes it.
+            let body = Bytes::from(meta_json(&value));
+            let signature = sign(&shared.app_secret, &body);
+            let url = shared.lock().webhook_url.clone();
+            let response_status = match &url {
+                Some(url) => http
+                    .post(url)
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .header(SIGNATURE_HEADER, signature.as_str())
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .ok()
+                    .map(|r| r.status().as_u16()),
+                None => None,
+            };
+            let delivery = Delivery {
+                url: url.unwrap_or_default(),
+                body,
+                signature,
+                response_status,
+            };
+            shared.lock().deliveries.push(delivery.clone());
+            shared.notify.notify_waiters();
+            shared.emit(FakeEvent::Posted(delivery));
+        }
     }
 }
 
@@ -588,6 +781,10 @@ fn meta_json(value: &Value) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// The Graph error code of an answer, kept on the response for [`FakeEvent::Answered`].
+#[derive(Clone, Copy)]
+struct GraphCode(i64);
+
 fn graph_error(status: u16, code: i64, message: &str) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
     let body = json!({
@@ -599,7 +796,9 @@ fn graph_error(status: u16, code: i64, message: &str) -> Response {
             "fbtrace_id": "FakeGraphTrace",
         }
     });
-    (status, axum::Json(body)).into_response()
+    let mut response = (status, axum::Json(body)).into_response();
+    response.extensions_mut().insert(GraphCode(code));
+    response
 }
 
 async fn handle(
@@ -627,6 +826,12 @@ async fn handle(
         body: body.clone(),
     };
     let response = route(&shared, &method, &record, bearer.as_deref());
+    let event = FakeEvent::Answered {
+        method: record.method.clone(),
+        path: record.path.clone(),
+        status: response.status().as_u16(),
+        code: response.extensions().get::<GraphCode>().map(|c| c.0),
+    };
     {
         let mut state = shared.lock();
         if response.status() == StatusCode::NOT_FOUND && !record.path.starts_with("/fake-media/") {
@@ -635,6 +840,7 @@ async fn handle(
         state.requests.push(record);
     }
     shared.notify.notify_waiters();
+    shared.emit(event);
     response
 }
 
@@ -674,6 +880,10 @@ fn route(
         },
         ("GET", [_version, id]) => {
             let state = shared.lock();
+            if let Some(number) = state.numbers.get(*id) {
+                let level = state.throughput.get(*id).map(String::as_str);
+                return phone_number(id, number, level, req.query.as_deref());
+            }
             match state.media.get(*id) {
                 Some((bytes, mime)) => axum::Json(json!({
                     "messaging_product": "whatsapp",
@@ -684,7 +894,15 @@ fn route(
                     "id": id,
                 }))
                 .into_response(),
-                None => graph_error(400, 100, "(#100) Unsupported get request: unknown media id"),
+                None => graph_error(
+                    400,
+                    100,
+                    &format!(
+                        "(#100) Unsupported get request. Object with ID '{id}' does not exist, \
+                         cannot be loaded due to missing permissions, or does not support this \
+                         operation"
+                    ),
+                ),
             }
         }
         ("DELETE", [_version, id]) => {
@@ -701,6 +919,55 @@ fn route(
         }
         _ => graph_error(404, 100, "FakeGraph: unmatched request"),
     }
+}
+
+/// `GET /{phone_number_id}`: the registered number, with only the asked `fields` (and `id`).
+fn phone_number(pnid: &str, number: &Number, level: Option<&str>, query: Option<&str>) -> Response {
+    let digits: String = number
+        .display
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    let last4 = &digits[digits.len().saturating_sub(4)..];
+    let all = json!({
+        "id": pnid,
+        "display_phone_number": number.display,
+        "verified_name": format!("Fake Business {last4}"),
+        "quality_rating": "GREEN",
+        "code_verification_status": "VERIFIED",
+        "name_status": "APPROVED",
+        "throughput": { "level": level.unwrap_or("STANDARD") },
+        "platform_type": "CLOUD_API",
+        "is_on_biz_app": false,
+    });
+    let fields = query.and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "fields")
+            .map(|(_, v)| v.into_owned())
+    });
+    let Some(fields) = fields else {
+        return axum::Json(all).into_response();
+    };
+    let mut out = serde_json::Map::new();
+    out.insert("id".into(), pnid.into());
+    for field in fields.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+        match all.get(field) {
+            Some(value) => {
+                out.insert(field.to_owned(), value.clone());
+            }
+            None => {
+                return graph_error(
+                    400,
+                    100,
+                    &format!(
+                        "(#100) Tried accessing nonexisting field ({field}) on node type \
+                         (WhatsAppBusinessPhoneNumber)"
+                    ),
+                );
+            }
+        }
+    }
+    axum::Json(Value::Object(out)).into_response()
 }
 
 fn upload(shared: &Shared, pnid: &str, req: &RecordedRequest) -> Response {
@@ -811,6 +1078,7 @@ fn messages(shared: &Shared, pnid: &str, req: &RecordedRequest) -> Response {
     }
     state.counter += 1;
     let wamid = format!("wamid.fake.{:016x}", state.counter);
+    let (duplicate, reverse) = (state.duplicate_statuses, state.reverse_statuses);
     drop(state);
 
     let is_template = type_name == "template";
@@ -836,6 +1104,7 @@ fn messages(shared: &Shared, pnid: &str, req: &RecordedRequest) -> Response {
     });
 
     let callback = body.get("biz_opaque_callback_data").cloned();
+    let mut payloads = Vec::new();
     for (i, status) in outcome.statuses().iter().enumerate() {
         let mut s = json!({
             "id": wamid,
@@ -879,7 +1148,17 @@ fn messages(shared: &Shared, pnid: &str, req: &RecordedRequest) -> Response {
             "object": "whatsapp_business_account",
             "entry": [{ "id": number.waba_id, "changes": [{ "value": value, "field": "messages" }] }],
         });
-        let _ = shared.queue.send(Queued { body: payload });
+        payloads.push(payload);
+    }
+    if reverse {
+        payloads.reverse();
+    }
+    if duplicate {
+        payloads = payloads.into_iter().flat_map(|p| [p.clone(), p]).collect();
+    }
+    if !payloads.is_empty() {
+        // One item for all of this send's statuses: nothing can come between them.
+        let _ = shared.queue.send(Queued { bodies: payloads });
     }
     axum::Json(response).into_response()
 }

@@ -1,6 +1,9 @@
 //! End to end against FakeGraph: sends, signed status webhooks into an axum receiver that
-//! uses the `VerifiedWebhook` extractor, scripted failures, media.
+//! uses the `VerifiedWebhook` extractor, scripted failures, media, phone-number lookups,
+//! numbers added while running, the bind address, and duplicated or reversed statuses.
 
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -8,12 +11,15 @@ use axum::extract::{FromRef, RawQuery, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use edge_whatsapp::axum::{VerifiedWebhook, handshake_response};
-use edge_whatsapp::fake::{FakeGraph, Outcome};
+use edge_whatsapp::fake::{FakeEvent, FakeGraph, FakeGraphBuilder, Outcome};
 use edge_whatsapp::message::{Parameter, SendMessage, Template, Text};
 use edge_whatsapp::webhook::{
     DeliveryStatus, PricingCategory, StatusUpdate, WebhookEvent, WebhookVerifier,
 };
-use edge_whatsapp::{Credentials, Error, ErrorClass, MediaId, PhoneNumberId, RetryScope, WabaId};
+use edge_whatsapp::{
+    Credentials, Error, ErrorClass, MediaId, MessageId, PhoneNumber, PhoneNumberId, RetryScope,
+    WabaId,
+};
 use secrecy::SecretString;
 use tokio::sync::mpsc;
 
@@ -65,6 +71,11 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
+    setup_with(|builder| builder).await
+}
+
+/// The receiver and a fake with two numbers, adjusted by `configure`.
+async fn setup_with(configure: impl FnOnce(FakeGraphBuilder) -> FakeGraphBuilder) -> Setup {
     let (tx, rx) = mpsc::unbounded_channel();
     let state = Receiver {
         verifier: WebhookVerifier::new(app_secret(), SecretString::from("verify-token")),
@@ -81,17 +92,15 @@ async fn setup() -> Setup {
     tokio::spawn(async move {
         axum::serve(listener, app).await.unwrap();
     });
-    let fake = FakeGraph::builder()
+    let builder = FakeGraph::builder()
         .app_secret(app_secret())
         .number(TENANT_A_PNID, TENANT_A_WABA, "15550101234")
         .number(TENANT_B_PNID, TENANT_B_WABA, "447700900123")
         .valid_token("token-a")
         .valid_token("token-b")
         .webhook_url(&receiver_url)
-        .status_delay(Duration::from_millis(5))
-        .start()
-        .await
-        .unwrap();
+        .status_delay(Duration::from_millis(5));
+    let fake = configure(builder).start().await.unwrap();
     let client = fake.client().unwrap();
     let creds =
         Credentials::new(TENANT_A_PNID, SecretString::from("token-a")).waba_id(TENANT_A_WABA);
@@ -449,4 +458,325 @@ async fn the_pacer_lets_callers_pace_each_number() {
     assert_eq!(s.fake.message_requests().len(), 5);
     assert_eq!(pacer.rate(&number), 1000);
     assert_eq!(pacer.rate(&PhoneNumberId::new(TENANT_B_PNID)), 1000);
+}
+
+/// `(message id, status)` of every status in the deliveries, in the order posted.
+fn posted_statuses(deliveries: &[edge_whatsapp::fake::Delivery]) -> Vec<(MessageId, String)> {
+    deliveries
+        .iter()
+        .flat_map(|d| edge_whatsapp::webhook::parse_events(&d.body).unwrap())
+        .filter_map(|e| {
+            e.as_status()
+                .map(|s| (s.id.clone(), s.status.as_str().to_owned()))
+        })
+        .collect()
+}
+
+async fn send_to(s: &Setup, to: &str) -> MessageId {
+    SendMessage::new(to, Text::new("hi"))
+        .send(&s.client, &s.creds)
+        .await
+        .unwrap()
+        .message_id()
+        .unwrap()
+        .clone()
+}
+
+#[tokio::test]
+async fn a_registered_number_is_looked_up_and_media_ids_still_resolve() {
+    let s = setup_with(|b| b.number_throughput(TENANT_B_PNID, "HIGH")).await;
+    let number = PhoneNumber::fetch(&s.client, &s.creds).await.unwrap();
+    assert_eq!(
+        number,
+        PhoneNumber {
+            id: PhoneNumberId::new(TENANT_A_PNID),
+            display_phone_number: "15550101234".into(),
+            verified_name: Some("Fake Business 1234".into()),
+            quality_rating: Some("GREEN".into()),
+            code_verification_status: Some("VERIFIED".into()),
+            name_status: Some("APPROVED".into()),
+            throughput_level: Some("STANDARD".into()),
+            platform_type: Some("CLOUD_API".into()),
+            is_on_biz_app: Some(false),
+        }
+    );
+    assert_eq!(number.messages_per_second(), 80);
+
+    // The number set to HIGH on the builder reads as 1000/s.
+    let creds_b = Credentials::new(TENANT_B_PNID, SecretString::from("token-b"));
+    let high = s.client.phone_number(&creds_b).await.unwrap();
+    assert_eq!(high.throughput_level.as_deref(), Some("HIGH"));
+    assert_eq!(high.verified_name.as_deref(), Some("Fake Business 0123"));
+    assert_eq!(high.messages_per_second(), 1000);
+
+    // Only the fields asked for (and the id); a field it does not know is code 100.
+    let http = raw_http_client();
+    let get = |query: &'static str| {
+        http.get(format!(
+            "{}/v24.0/{TENANT_A_PNID}{query}",
+            s.fake.base_url()
+        ))
+        .bearer_auth("token-a")
+        .send()
+    };
+    let only: serde_json::Value = get("?fields=name_status,throughput")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        only,
+        serde_json::json!({
+            "id": TENANT_A_PNID,
+            "name_status": "APPROVED",
+            "throughput": { "level": "STANDARD" },
+        })
+    );
+    let refused = get("?fields=id,favourite_colour").await.unwrap();
+    assert_eq!(refused.status(), 400);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], 100);
+
+    // Media lookups go on working next to number lookups.
+    let id = s
+        .client
+        .upload_media(
+            &s.creds,
+            b"%PDF-1.7 invoice".to_vec(),
+            "application/pdf",
+            "inv.pdf",
+        )
+        .await
+        .unwrap();
+    let info = s.client.media_info(&s.creds, &id).await.unwrap();
+    assert_eq!(info.id, id);
+    assert_eq!(info.mime_type.as_deref(), Some("application/pdf"));
+
+    // An id that is neither is code 100; a revoked token is 190.
+    let unknown = Credentials::new("987654321", SecretString::from("token-a"));
+    let e = PhoneNumber::fetch(&s.client, &unknown).await.unwrap_err();
+    assert_eq!(e.code(), Some(100));
+    assert_eq!(e.class(), ErrorClass::InvalidRequest);
+    s.fake.revoke_token("token-a");
+    let e = PhoneNumber::fetch(&s.client, &s.creds).await.unwrap_err();
+    assert!(e.is_auth(), "{e:?}");
+    assert!(s.fake.unmatched().is_empty());
+}
+
+#[tokio::test]
+async fn numbers_added_after_start_send_and_are_looked_up() {
+    let mut s = setup().await;
+    let creds = Credentials::new("130000000000042", SecretString::from("token-a"));
+    let e = PhoneNumber::fetch(&s.client, &creds).await.unwrap_err();
+    assert_eq!(e.code(), Some(100));
+    let e = SendMessage::new("+254711000111", Text::new("hi"))
+        .send(&s.client, &creds)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(100));
+
+    s.fake
+        .add_number("130000000000042", "230000000000042", "+254 711 000 042");
+    let number = PhoneNumber::fetch(&s.client, &creds).await.unwrap();
+    assert_eq!(number.display_phone_number, "+254 711 000 042");
+    assert_eq!(number.verified_name.as_deref(), Some("Fake Business 0042"));
+    assert_eq!(number.messages_per_second(), 80);
+    s.fake.set_number_throughput("130000000000042", "HIGH");
+    let number = PhoneNumber::fetch(&s.client, &creds).await.unwrap();
+    assert_eq!(number.messages_per_second(), 1000);
+
+    s.fake.script("+254711000111", Outcome::Sent);
+    let sent = SendMessage::new("+254711000111", Text::new("hi"))
+        .send(&s.client, &creds)
+        .await
+        .unwrap();
+    let (event, status) = next_statuses(&mut s.events, 1).await.remove(0);
+    assert_eq!(&status.id, sent.message_id().unwrap());
+    assert_eq!(
+        event.routing.phone_number_id,
+        Some(PhoneNumberId::new("130000000000042"))
+    );
+    assert_eq!(event.routing.waba_id, Some(WabaId::new("230000000000042")));
+}
+
+#[tokio::test]
+async fn the_bind_address_is_used_and_a_taken_one_is_an_error() {
+    // A port that was free a moment ago.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let fake = FakeGraph::builder()
+        .bind(addr)
+        .number(TENANT_A_PNID, TENANT_A_WABA, "15550101234")
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(fake.addr(), addr);
+    assert_eq!(fake.base_url(), format!("http://127.0.0.1:{port}"));
+    let creds = Credentials::new(TENANT_A_PNID, SecretString::from("any"));
+    let number = PhoneNumber::fetch(&fake.client().unwrap(), &creds)
+        .await
+        .unwrap();
+    assert_eq!(number.display_phone_number, "15550101234");
+
+    // The address is now taken.
+    let e = FakeGraph::builder().bind(addr).start().await.unwrap_err();
+    assert!(
+        matches!(&e, Error::Connect { message } if message.contains(&format!("cannot listen on {addr}"))),
+        "{e:?}"
+    );
+
+    // On every interface, clients are pointed at the loopback address.
+    let any = FakeGraph::builder()
+        .bind(SocketAddr::from(([0, 0, 0, 0], 0)))
+        .start()
+        .await
+        .unwrap();
+    assert!(any.addr().ip().is_unspecified());
+    assert_eq!(
+        any.base_url(),
+        format!("http://127.0.0.1:{}", any.addr().port())
+    );
+}
+
+#[tokio::test]
+async fn duplicate_statuses_post_every_status_twice_until_turned_off() {
+    let s = setup_with(|b| b.duplicate_statuses(true)).await;
+    let first = send_to(&s, "+12025550147").await;
+    let deliveries = s.fake.wait_for_deliveries(6, WAIT).await;
+    let expected: Vec<(MessageId, String)> =
+        ["sent", "sent", "delivered", "delivered", "read", "read"]
+            .iter()
+            .map(|st| (first.clone(), (*st).to_owned()))
+            .collect();
+    assert_eq!(posted_statuses(&deliveries), expected);
+    for pair in deliveries.chunks(2) {
+        assert_eq!(pair[0].body, pair[1].body);
+        assert_eq!(pair[0].signature, pair[1].signature);
+        assert_eq!(pair[0].response_status, Some(200));
+    }
+
+    // Turned off while running: the next send's statuses come once each. A last send with
+    // one status marks the end, since the queue keeps order.
+    s.fake.duplicate_statuses(false);
+    let second = send_to(&s, "+12025550147").await;
+    s.fake.script("+12025550148", Outcome::Sent);
+    let last = send_to(&s, "+12025550148").await;
+    let deliveries = s.fake.wait_for_deliveries(10, WAIT).await;
+    assert_eq!(
+        posted_statuses(&deliveries[6..]),
+        [
+            (second.clone(), "sent".to_owned()),
+            (second.clone(), "delivered".to_owned()),
+            (second, "read".to_owned()),
+            (last, "sent".to_owned()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn reverse_statuses_post_each_messages_statuses_newest_first_and_together() {
+    let mut s = setup().await;
+    s.fake.reverse_statuses(true);
+    // Concurrent sends: each message's statuses still arrive together.
+    let (a, b, c) = tokio::join!(
+        send_to(&s, "+12025550147"),
+        send_to(&s, "+12025550149"),
+        send_to(&s, "+12025550150"),
+    );
+    let deliveries = s.fake.wait_for_deliveries(9, WAIT).await;
+    let posted = posted_statuses(&deliveries);
+    let mut seen = Vec::new();
+    for chunk in posted.chunks(3) {
+        let id = chunk[0].0.clone();
+        assert_eq!(
+            chunk,
+            [
+                (id.clone(), "read".to_owned()),
+                (id.clone(), "delivered".to_owned()),
+                (id.clone(), "sent".to_owned()),
+            ]
+        );
+        seen.push(id);
+    }
+    seen.sort();
+    let mut sent = vec![a, b, c];
+    sent.sort();
+    assert_eq!(seen, sent);
+    // The receiver accepted them; `sent` still carries the pricing.
+    let statuses = next_statuses(&mut s.events, 3).await;
+    assert_eq!(statuses[0].1.status, DeliveryStatus::Read);
+    assert_eq!(statuses[2].1.status, DeliveryStatus::Sent);
+    assert!(statuses[2].1.pricing.is_some());
+    assert!(deliveries.iter().all(|d| d.response_status == Some(200)));
+
+    // Both at once, set on the builder: each status twice, newest first.
+    let s = setup_with(|b| b.reverse_statuses(true).duplicate_statuses(true)).await;
+    s.fake.script("+12025550147", Outcome::Delivered);
+    let id = send_to(&s, "+12025550147").await;
+    let deliveries = s.fake.wait_for_deliveries(4, WAIT).await;
+    assert_eq!(
+        posted_statuses(&deliveries),
+        [
+            (id.clone(), "delivered".to_owned()),
+            (id.clone(), "delivered".to_owned()),
+            (id.clone(), "sent".to_owned()),
+            (id, "sent".to_owned()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn events_report_requests_and_webhooks_without_tokens() {
+    let s = setup().await;
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = events.clone();
+    s.fake
+        .on_event(move |e| seen.lock().unwrap().push(e.clone()));
+    s.fake.script("+12025550147", Outcome::Sent);
+    let id = send_to(&s, "+12025550147").await;
+    let unknown = Credentials::new("987654321", SecretString::from("token-a"));
+    PhoneNumber::fetch(&s.client, &unknown).await.unwrap_err();
+    s.fake.wait_for_deliveries(1, WAIT).await;
+
+    let events = events.lock().unwrap().clone();
+    let answered: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            FakeEvent::Answered {
+                method,
+                path,
+                status,
+                code,
+            } => Some((method.as_str(), path.as_str(), *status, *code)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        answered,
+        [
+            (
+                "POST",
+                format!("/v24.0/{TENANT_A_PNID}/messages").as_str(),
+                200,
+                None
+            ),
+            ("GET", "/v24.0/987654321", 400, Some(100)),
+        ]
+    );
+    let posted: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            FakeEvent::Posted(d) => Some(d.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(posted.len(), 1);
+    assert_eq!(posted[0].response_status, Some(200));
+    assert_eq!(posted_statuses(&posted), [(id, "sent".to_owned())]);
+    assert!(!format!("{events:?}").contains("token-a"));
 }
