@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::{Application, db, shutdown_signal, telemetry};
 
 mod fake_daraja;
+mod fake_whatsapp;
 
 /// The Edge reference server. Configuration comes from `EDGE_*` environment variables
 /// (see the README); with none at all it runs on SQLite under ./data on 127.0.0.1:8080.
@@ -68,6 +69,16 @@ enum Command {
     /// It prints the base URL to give a Daraja client, and logs every request and
     /// callback to stderr (never credentials).
     FakeDaraja(fake_daraja::FakeDarajaArgs),
+    /// Run a fake WhatsApp Cloud API (Meta's Graph API), with signed webhooks, to test
+    /// against.
+    ///
+    /// It answers message sends (and mark-as-read), media upload, lookup, download and
+    /// delete, and phone-number lookups for the registered numbers, and posts signed
+    /// status webhooks (sent, delivered, read, or failed) to --webhook-url, until Ctrl-C or
+    /// SIGTERM. It prints the base URL to give a WhatsApp client, and logs every request
+    /// and webhook to stderr (never tokens or the app secret).
+    #[command(name = "fake-whatsapp")]
+    FakeWhatsApp(fake_whatsapp::FakeWhatsAppArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -122,9 +133,9 @@ enum MigrateAction {
 pub fn main() -> ExitCode {
     let command = Cli::parse().command.unwrap_or(Command::Serve);
     let config = match &command {
-        // The fake needs no database or secrets: only the logging settings apply, so a
-        // server configuration it does not use cannot stop it.
-        Command::FakeDaraja(_) => Config::from_vars(
+        // The fakes need no database or server secrets: only the logging settings apply,
+        // so a server configuration they do not use cannot stop them.
+        Command::FakeDaraja(_) | Command::FakeWhatsApp(_) => Config::from_vars(
             std::env::vars().filter(|(name, _)| name == "EDGE_LOG" || name == "EDGE_LOG_FORMAT"),
         ),
         _ => Config::from_env(),
@@ -180,6 +191,7 @@ async fn run(command: Command, config: Config) -> ExitCode {
             seed_data(config, plan).await
         }
         Command::FakeDaraja(args) => fake_daraja::run(args).await,
+        Command::FakeWhatsApp(args) => fake_whatsapp::run(args).await,
     }
 }
 

@@ -72,9 +72,10 @@ struct PhoneOutcome {
 }
 
 /// A value parser whose errors say what is wrong without repeating the value, which may
-/// hold a passkey or a consumer secret (clap's own errors quote it).
+/// hold a passkey or a consumer secret (clap's own errors quote it). Shared with
+/// `fake-whatsapp`, whose tokens and app secret need the same care.
 #[derive(Clone)]
-struct Quiet<T>(fn(&str) -> Result<T, String>);
+pub(super) struct Quiet<T>(pub(super) fn(&str) -> Result<T, String>);
 
 impl<T: Clone + Send + Sync + 'static> TypedValueParser for Quiet<T> {
     type Value = T;
@@ -251,7 +252,7 @@ fn log_event(event: &FakeEvent) {
 }
 
 /// `scheme://host:port` of a URL, without user information, path or query.
-fn origin(url: &str) -> String {
+pub(super) fn origin(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let host = authority.rsplit('@').next().unwrap_or_default();

@@ -1,10 +1,7 @@
 //! `edge-server fake-daraja`: the real binary, used over HTTP the way a team without Rust
 //! code would use it.
 
-use std::io::{BufRead as _, BufReader, Read as _};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use edge_core::{Currency, Money};
 use edge_mpesa::fake::CallbackSink;
@@ -13,105 +10,19 @@ use edge_mpesa::{
     parse_stk_callback,
 };
 use secrecy::SecretString;
-use tokio::sync::mpsc;
+
+use crate::cli_process::{CliProcess, WAIT, edge_server};
 
 const SANDBOX_PASSKEY: &str = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919";
-const WAIT: Duration = Duration::from_secs(30);
 
 fn binary() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_edge-server"));
-    command
-        .arg("fake-daraja")
-        .env("EDGE_LOG", "info")
-        .env("EDGE_LOG_FORMAT", "json");
-    command
+    edge_server("fake-daraja")
 }
 
-/// The running binary: killed when dropped, so a failing test leaves no process behind.
-/// (`std::process` with this guard rather than `tokio::process` with `kill_on_drop`, which
-/// would need tokio's `process` feature and so a second build of the whole async stack
-/// for the tests.)
-struct FakeDarajaProcess {
-    child: Child,
-    stdout: mpsc::UnboundedReceiver<String>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl FakeDarajaProcess {
-    fn spawn(args: &[&str]) -> Self {
-        let mut child = binary()
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("edge-server starts");
-        let (tx, stdout) = mpsc::unbounded_channel();
-        let out = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut err = child.stderr.take().unwrap();
-        let collected = stderr.clone();
-        std::thread::spawn(move || {
-            let mut buffer = [0u8; 4096];
-            while let Ok(n) = err.read(&mut buffer) {
-                if n == 0 {
-                    break;
-                }
-                collected
-                    .lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buffer[..n]));
-            }
-        });
-        Self {
-            child,
-            stdout,
-            stderr,
-        }
-    }
-
-    /// The next line on stdout.
-    async fn line(&mut self) -> String {
-        match tokio::time::timeout(WAIT, self.stdout.recv()).await {
-            Ok(Some(line)) => line,
-            _ => panic!("no line on stdout; stderr:\n{}", self.stderr()),
-        }
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// Waits until stderr contains `needle`.
-    async fn wait_for_log(&self, needle: &str) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let logged = self.stderr();
-            if logged.contains(needle) {
-                return logged;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{needle:?} never logged:\n{logged}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for FakeDarajaProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn spawn(args: &[&str]) -> CliProcess {
+    let mut command = binary();
+    command.args(args);
+    CliProcess::spawn(command)
 }
 
 fn kes(whole: i64) -> Money {
@@ -120,8 +31,7 @@ fn kes(whole: i64) -> Money {
 
 #[tokio::test]
 async fn fake_daraja_serves_stk_pushes_and_posts_their_callbacks() {
-    let mut fake =
-        FakeDarajaProcess::spawn(&["--bind", "127.0.0.1:0", "--outcome", "0700000032=cancelled"]);
+    let mut fake = spawn(&["--bind", "127.0.0.1:0", "--outcome", "0700000032=cancelled"]);
     let listening = fake.line().await;
     let url = listening
         .strip_prefix("fake Daraja listening on ")
@@ -213,20 +123,7 @@ async fn fake_daraja_serves_stk_pushes_and_posts_their_callbacks() {
     // SIGTERM stops it cleanly.
     #[cfg(unix)]
     {
-        let status = Command::new("kill")
-            .args(["-TERM", &fake.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + WAIT;
-        let exit = loop {
-            if let Some(exit) = fake.child.try_wait().unwrap() {
-                break exit;
-            }
-            assert!(Instant::now() < deadline, "still running after SIGTERM");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        assert!(exit.success(), "{exit:?}:\n{}", fake.stderr());
+        fake.terminate().await;
         fake.wait_for_log("fake Daraja stopped").await;
     }
 }
