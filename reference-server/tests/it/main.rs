@@ -26,3 +26,4 @@ mod targets;
 mod tenancy;
 mod tickets;
 mod wallet;
+mod whatsapp;
