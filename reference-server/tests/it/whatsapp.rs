@@ -353,9 +353,13 @@ async fn a_number_is_connected_once_and_its_token_never_shown(backend: Backend) 
         fields_of(&json_of(empty).await),
         ["phone_number_id", "waba_id", "access_token"]
     );
-    let soko_numbers = json_of(send(&app, &soko, Method::GET, "/whatsapp/numbers", None).await).await;
+    let soko_numbers =
+        json_of(send(&app, &soko, Method::GET, "/whatsapp/numbers", None).await).await;
     assert!(soko_numbers["items"].as_array().unwrap().is_empty());
-    assert_eq!(count(&app, "SELECT COUNT(*) AS n FROM whatsapp_numbers").await, 1);
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) AS n FROM whatsapp_numbers").await,
+        1
+    );
 }
 
 async fn a_sent_message_is_charged_once_even_when_statuses_repeat_or_arrive_out_of_order(
@@ -370,10 +374,24 @@ async fn a_sent_message_is_charged_once_even_when_statuses_repeat_or_arrive_out_
     let app = server(backend, module_path!(), &fake).await;
     let (admin, org) = shop(&app, "Duka", "admin@duka.example").await;
     connect(&app, &admin, PNID_A, WABA_A).await;
-    contact_writes(&app, &admin, &fake, PNID_A, "254712000002", "Is the order ready?").await;
+    contact_writes(
+        &app,
+        &admin,
+        &fake,
+        PNID_A,
+        "254712000002",
+        "Is the order ready?",
+    )
+    .await;
     credit(&app, &org, "100.00").await;
 
-    let sent = send_message(&app, &admin, text_to("+254712000002", "Yes, come by at 5"), None).await;
+    let sent = send_message(
+        &app,
+        &admin,
+        text_to("+254712000002", "Yes, come by at 5"),
+        None,
+    )
+    .await;
     assert_eq!(sent.status(), 201);
     let sent = json_of(sent).await;
     assert_eq!(sent["direction"], "outbound");
@@ -455,8 +473,14 @@ async fn a_bad_signature_is_refused_and_nothing_is_stored(backend: Backend) {
     let reserialised = serde_json::to_vec(&serde_json::from_slice::<Value>(body).unwrap()).unwrap();
     let tampered = post_webhook(&app, &reserialised, Some(&signed(body))).await;
     assert_eq!(tampered.status(), 401);
-    assert_eq!(count(&app, "SELECT COUNT(*) AS n FROM whatsapp_webhooks").await, 0);
-    assert_eq!(count(&app, "SELECT COUNT(*) AS n FROM whatsapp_messages").await, 0);
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) AS n FROM whatsapp_webhooks").await,
+        0
+    );
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) AS n FROM whatsapp_messages").await,
+        0
+    );
 
     // The exact bytes, signed: stored, answered 200, and the message lands.
     let accepted = post_webhook(&app, body, Some(&signed(body))).await;
@@ -470,7 +494,10 @@ async fn a_bad_signature_is_refused_and_nothing_is_stored(backend: Backend) {
     )
     .await;
     assert_eq!(conversation["contact"]["name"], "Dana Whitfield");
-    assert_eq!(count(&app, "SELECT COUNT(*) AS n FROM whatsapp_messages").await, 1);
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) AS n FROM whatsapp_messages").await,
+        1
+    );
 }
 
 /// The shared two-number batch with an inbound text in each entry: Dana's two messages to
@@ -508,11 +535,21 @@ async fn one_batch_with_two_tenants_numbers_lands_in_both_organizations(backend:
     webhooks_processed(&app, 1).await;
 
     let dana = conversation_with(&app, &duka, "12025550147", "Same order please").await;
-    let duka_inbox = json_of(send(&app, &duka, Method::GET, "/whatsapp/conversations", None).await).await;
-    assert_eq!(duka_inbox["items"].as_array().unwrap().len(), 1, "{duka_inbox}");
+    let duka_inbox =
+        json_of(send(&app, &duka, Method::GET, "/whatsapp/conversations", None).await).await;
+    assert_eq!(
+        duka_inbox["items"].as_array().unwrap().len(),
+        1,
+        "{duka_inbox}"
+    );
     let tom = conversation_with(&app, &soko, "447700900789", "Do you deliver to Westlands?").await;
-    let soko_inbox = json_of(send(&app, &soko, Method::GET, "/whatsapp/conversations", None).await).await;
-    assert_eq!(soko_inbox["items"].as_array().unwrap().len(), 1, "{soko_inbox}");
+    let soko_inbox =
+        json_of(send(&app, &soko, Method::GET, "/whatsapp/conversations", None).await).await;
+    assert_eq!(
+        soko_inbox["items"].as_array().unwrap().len(),
+        1,
+        "{soko_inbox}"
+    );
     assert_eq!(tom["unread_count"], 1);
     assert_eq!(dana["unread_count"], 2);
     assert_eq!(
@@ -528,13 +565,19 @@ async fn one_batch_with_two_tenants_numbers_lands_in_both_organizations(backend:
     let again = post_webhook(&app, &body, Some(&signed(&body))).await;
     assert_eq!(again.status(), 200);
     webhooks_processed(&app, 2).await;
-    assert_eq!(count(&app, "SELECT COUNT(*) AS n FROM whatsapp_messages").await, 3);
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) AS n FROM whatsapp_messages").await,
+        3
+    );
     let messages = json_of(
         send(
             &app,
             &duka,
             Method::GET,
-            &format!("/whatsapp/conversations/{}/messages", dana["contact"]["id"].as_str().unwrap()),
+            &format!(
+                "/whatsapp/conversations/{}/messages",
+                dana["contact"]["id"].as_str().unwrap()
+            ),
             None,
         )
         .await,
@@ -548,7 +591,8 @@ async fn one_batch_with_two_tenants_numbers_lands_in_both_organizations(backend:
     // A number nobody connected: answered 200 and kept as unrouted.
     let mut stray: Value = serde_json::from_slice(&body).unwrap();
     stray["entry"] = json!([stray["entry"][1].clone()]);
-    stray["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = json!("109999999999999");
+    stray["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] =
+        json!("109999999999999");
     stray["entry"][0]["changes"][0]["value"]["messages"][0]["id"] = json!("wamid.stray.0001");
     let stray = serde_json::to_vec(&stray).unwrap();
     let answer = post_webhook(&app, &stray, Some(&signed(&stray))).await;
@@ -562,7 +606,10 @@ async fn one_batch_with_two_tenants_numbers_lands_in_both_organizations(backend:
         .await,
         1
     );
-    assert_eq!(count(&app, "SELECT COUNT(*) AS n FROM whatsapp_messages").await, 3);
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) AS n FROM whatsapp_messages").await,
+        3
+    );
 }
 
 async fn an_unknown_sender_becomes_a_prospect(backend: Backend) {
@@ -590,7 +637,11 @@ async fn an_unknown_sender_becomes_a_prospect(backend: Backend) {
     assert_eq!(second["contact"]["id"], first["contact"]["id"]);
     assert_eq!(second["unread_count"], 2);
     let prospects = json_of(send(&app, &admin, Method::GET, "/prospects", None).await).await;
-    assert_eq!(prospects["items"].as_array().unwrap().len(), 1, "{prospects}");
+    assert_eq!(
+        prospects["items"].as_array().unwrap().len(),
+        1,
+        "{prospects}"
+    );
     assert_eq!(count(&app, "SELECT COUNT(*) AS n FROM prospects").await, 1);
 }
 
@@ -606,7 +657,10 @@ async fn free_text_outside_the_window_is_refused_without_a_charge(backend: Backe
     assert_eq!(json_of(refused).await["error"]["code"], "template_required");
     assert_eq!(available(&app, &admin).await, "100.00");
     assert!(fake.message_requests().is_empty());
-    assert_eq!(count(&app, "SELECT COUNT(*) AS n FROM whatsapp_messages").await, 0);
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) AS n FROM whatsapp_messages").await,
+        0
+    );
 
     // A template may start the conversation: charged at the utility price.
     let sent = send_message(&app, &admin, utility_template_to("0712000007"), None).await;
@@ -632,9 +686,15 @@ async fn insufficient_balance_sends_nothing(backend: Backend) {
 
     let refused = send_message(&app, &admin, utility_template_to("0712000008"), None).await;
     assert_eq!(refused.status(), 402);
-    assert_eq!(json_of(refused).await["error"]["code"], "insufficient_funds");
+    assert_eq!(
+        json_of(refused).await["error"]["code"],
+        "insufficient_funds"
+    );
     assert!(fake.message_requests().is_empty());
-    assert_eq!(count(&app, "SELECT COUNT(*) AS n FROM whatsapp_messages").await, 0);
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) AS n FROM whatsapp_messages").await,
+        0
+    );
     assert_eq!(available(&app, &admin).await, "0.00");
 }
 
@@ -666,7 +726,10 @@ async fn an_idempotency_key_sends_once(backend: Backend) {
     let id = first["id"].as_str().unwrap().to_owned();
     message_until(&app, &admin, &id, |m| m["charge"]["status"] == "captured").await;
     assert_eq!(fake.message_requests().len(), 1);
-    assert_eq!(count(&app, "SELECT COUNT(*) AS n FROM whatsapp_messages").await, 1);
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) AS n FROM whatsapp_messages").await,
+        1
+    );
     assert_eq!(available(&app, &admin).await, "99.60");
 }
 
