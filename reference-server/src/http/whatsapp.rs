@@ -100,12 +100,8 @@ pub async fn send(
     let key = idempotency_key(&headers)?;
     let sent_by = Actor::of(&ctx).id();
     match state.whatsapp.send(ctx.org(), sent_by, key, request).await {
-        Ok(Sent::Accepted(message)) => {
-            Ok((StatusCode::CREATED, axum::Json(message)).into_response())
-        }
-        Ok(Sent::Queued(message)) => {
-            Ok((StatusCode::ACCEPTED, axum::Json(message)).into_response())
-        }
+        Ok(Sent::Accepted(message)) => Ok((StatusCode::CREATED, axum::Json(message)).into_response()),
+        Ok(Sent::Queued(message)) => Ok((StatusCode::ACCEPTED, axum::Json(message)).into_response()),
         Ok(Sent::Replayed(message)) => Ok((StatusCode::OK, axum::Json(message)).into_response()),
         Err(SendError::Refused(err)) => Err(err.into()),
         Err(SendError::TemplateRequired(reason)) => Err(ApiError::new(
@@ -221,9 +217,8 @@ async fn handshake(State(state): State<AppState>, RawQuery(query): RawQuery) -> 
              EDGE_WHATSAPP_VERIFY_TOKEN",
         )
         .into_response(),
-        Err(Some(err)) => {
-            ApiError::new(StatusCode::FORBIDDEN, "forbidden", err.to_string()).into_response()
-        }
+        Err(Some(err)) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", err.to_string())
+            .into_response(),
     }
 }
 
@@ -237,12 +232,8 @@ async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
         }
         Err(WebhookRefusal::BadSignature(err)) => {
             tracing::warn!(error = %err, "a WhatsApp webhook with a bad signature was refused");
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_signature",
-                err.to_string(),
-            )
-            .into_response()
+            ApiError::new(StatusCode::UNAUTHORIZED, "invalid_signature", err.to_string())
+                .into_response()
         }
         Err(WebhookRefusal::NotConfigured) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -194,13 +194,7 @@ fn one_of(col: impl IntoIden, values: &[&str]) -> Expr {
 
 /// Message states (see `crate::whatsapp::MessageStatus`).
 const MESSAGE_STATUSES: &[&str] = &[
-    "received",
-    "queued",
-    "accepted",
-    "sent",
-    "delivered",
-    "read",
-    "failed",
+    "received", "queued", "accepted", "sent", "delivered", "read", "failed",
 ];
 
 /// Timeline entries: the message states, and `retry_scheduled` after a throughput error.

@@ -394,11 +394,13 @@ async fn insert_prospect<C: ConnectionTrait>(
         .await
         .map_err(db_err)?
         .ok_or(Error::not_found("organization"))?;
-    let settings =
-        crate::organization_settings::OrganizationSettings::from_stored(&organization.settings);
-    let country: Country =
-        serde_json::from_value(serde_json::Value::String(organization.country.clone()))
-            .map_err(Error::internal)?;
+    let settings = crate::organization_settings::OrganizationSettings::from_stored(
+        &organization.settings,
+    );
+    let country: Country = serde_json::from_value(serde_json::Value::String(
+        organization.country.clone(),
+    ))
+    .map_err(Error::internal)?;
     let phones: Vec<Msisdn> = contact
         .phone
         .as_deref()

@@ -43,10 +43,7 @@ fn preview_of(message: &InboundMessage) -> String {
             m.caption.as_deref().or(m.filename.as_deref()).unwrap_or("")
         ),
         MessageContent::Location(l) => {
-            format!(
-                "[location] {}",
-                l.name.as_deref().or(l.address.as_deref()).unwrap_or("")
-            )
+            format!("[location] {}", l.name.as_deref().or(l.address.as_deref()).unwrap_or(""))
         }
         MessageContent::Button { text, .. } => text.clone().unwrap_or_default(),
         MessageContent::Reaction { emoji, .. } => {
@@ -126,10 +123,7 @@ impl WhatsApp {
             charge_status: super::ChargeStatus::None.as_str().into(),
             idempotency_key: None,
             request_fingerprint: None,
-            error_code: message
-                .errors
-                .first()
-                .and_then(|e| e.code.map(|c| c.to_string())),
+            error_code: message.errors.first().and_then(|e| e.code.map(|c| c.to_string())),
             error_title: message
                 .errors
                 .first()

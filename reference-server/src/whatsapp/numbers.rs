@@ -14,8 +14,8 @@ use edge_whatsapp::{Credentials, PhoneNumberId};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, EntityTrait as _, QueryFilter as _,
-    QueryOrder as _, TransactionTrait as _,
+    ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, EntityTrait as _,
+    QueryFilter as _, QueryOrder as _, TransactionTrait as _,
 };
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
@@ -188,18 +188,19 @@ impl WhatsApp {
         input: ConnectNumber,
     ) -> Result<NumberView, Error> {
         let mut problems = Vec::new();
-        let mut id_field =
-            |field: &str, value: Option<String>| match value.map(|v| v.trim().to_owned()) {
-                Some(v) if is_graph_id(&v) => Some(v),
-                Some(_) => {
-                    problems.push(FieldError::new(field, "must be Graph's id: 5 to 32 digits"));
-                    None
-                }
-                None => {
-                    problems.push(FieldError::new(field, "is required"));
-                    None
-                }
-            };
+        let mut id_field = |field: &str, value: Option<String>| match value
+            .map(|v| v.trim().to_owned())
+        {
+            Some(v) if is_graph_id(&v) => Some(v),
+            Some(_) => {
+                problems.push(FieldError::new(field, "must be Graph's id: 5 to 32 digits"));
+                None
+            }
+            None => {
+                problems.push(FieldError::new(field, "is required"));
+                None
+            }
+        };
         let phone_number_id = id_field("phone_number_id", input.phone_number_id);
         let waba_id = id_field("waba_id", input.waba_id);
         match &input.access_token {
@@ -222,9 +223,7 @@ impl WhatsApp {
         let (Some(phone_number_id), Some(waba_id), Some(token)) =
             (phone_number_id, waba_id, input.access_token)
         else {
-            return Err(Error::internal(
-                "a number field was missing without a problem",
-            ));
+            return Err(Error::internal("a number field was missing without a problem"));
         };
 
         let verified = self

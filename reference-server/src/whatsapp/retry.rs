@@ -16,7 +16,7 @@ use sea_orm::{
     QuerySelect as _,
 };
 
-use super::send::{SendError, Sent, content_of};
+use super::send::{Sent, SendError, content_of};
 use super::{MessageStatus, WhatsApp, db_err};
 use crate::entities::whatsapp_messages;
 use crate::tenant_scope;
@@ -50,10 +50,7 @@ impl WhatsApp {
         for message in due {
             let org = super::org_of(message.organization_id);
             let claimed = whatsapp_messages::Entity::update_many()
-                .col_expr(
-                    whatsapp_messages::Column::ClaimedUntil,
-                    Expr::value(now + CLAIM),
-                )
+                .col_expr(whatsapp_messages::Column::ClaimedUntil, Expr::value(now + CLAIM))
                 .filter(whatsapp_messages::Column::OrganizationId.eq(message.organization_id))
                 .filter(whatsapp_messages::Column::Id.eq(message.id))
                 .filter(whatsapp_messages::Column::Status.eq(MessageStatus::Queued.as_str()))
@@ -93,9 +90,7 @@ impl WhatsApp {
         let content = content_of(&message)?;
         let id = message.id;
         match self.attempt(message, &number, content).await {
-            Ok(Sent::Accepted(_)) => {
-                tracing::info!(message = %id, "a throttled WhatsApp message was sent")
-            }
+            Ok(Sent::Accepted(_)) => tracing::info!(message = %id, "a throttled WhatsApp message was sent"),
             Ok(_) => {}
             Err(SendError::Rejected { error, .. }) => {
                 tracing::info!(message = %id, %error, "a throttled WhatsApp message failed; its fee was released");

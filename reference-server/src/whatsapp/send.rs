@@ -15,15 +15,17 @@
 //!    hold released (the refund) and the message failed.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use edge_core::ledger::ReserveRequest;
 use edge_core::{Error, FieldError, IdempotencyKey, Money, Msisdn, OrgId};
-use edge_whatsapp::message::Recipient;
+use edge_core::ledger::ReserveRequest;
 use edge_whatsapp::message::{
     Content, Media, MediaKind, MediaSource, Parameter, SendMessage, Template, Text,
 };
+use edge_whatsapp::message::Recipient;
 use edge_whatsapp::{ErrorClass, PhoneNumberId};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _, TransactionTrait as _};
+use sea_orm::{
+    ColumnTrait as _, EntityTrait as _, QueryFilter as _, TransactionTrait as _,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
@@ -178,7 +180,8 @@ fn is_template_name(name: &str) -> bool {
 }
 
 fn is_language(code: &str) -> bool {
-    (2..=15).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_alphabetic() || b == b'_')
+    (2..=15).contains(&code.len())
+        && code.bytes().all(|b| b.is_ascii_alphabetic() || b == b'_')
 }
 
 /// Checks a request, naming every bad field.
@@ -189,10 +192,7 @@ fn check(request: &SendRequest, country: edge_core::Country) -> Result<Checked, 
         (None, Some(to)) => match Msisdn::parse(to, country) {
             Ok(phone) => Some(Target::Phone(phone)),
             Err(err) => {
-                problems.push(FieldError::new(
-                    "to",
-                    format!("{to:?} is not a mobile number: {err}"),
-                ));
+                problems.push(FieldError::new("to", format!("{to:?} is not a mobile number: {err}")));
                 None
             }
         },
@@ -307,10 +307,7 @@ fn check(request: &SendRequest, country: edge_core::Country) -> Result<Checked, 
                     "category": category.as_str(),
                     "parameters": template.parameters,
                 }),
-                preview(&format!(
-                    "[template {name}] {}",
-                    template.parameters.join(" · ")
-                )),
+                preview(&format!("[template {name}] {}", template.parameters.join(" · "))),
             ));
         }
     }
@@ -333,38 +330,23 @@ fn check(request: &SendRequest, country: edge_core::Country) -> Result<Checked, 
                 problems.push(FieldError::new("media.link", "must be an https:// link"));
                 None
             }
-            (None, Some(id))
-                if (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit()) =>
-            {
+            (None, Some(id)) if (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit()) => {
                 Some(MediaSource::id(id.as_str()))
             }
             (None, Some(_)) => {
-                problems.push(FieldError::new(
-                    "media.media_id",
-                    "must be Graph's media id (digits)",
-                ));
+                problems.push(FieldError::new("media.media_id", "must be Graph's media id (digits)"));
                 None
             }
             _ => {
-                problems.push(FieldError::new(
-                    "media.link",
-                    "give link or media_id, not both",
-                ));
+                problems.push(FieldError::new("media.link", "give link or media_id, not both"));
                 None
             }
         };
-        if media
-            .caption
-            .as_ref()
-            .is_some_and(|c| c.chars().count() > 1024)
-        {
+        if media.caption.as_ref().is_some_and(|c| c.chars().count() > 1024) {
             problems.push(FieldError::new("media.caption", "at most 1024 characters"));
         }
         if let (Some((name, kind)), Some(source)) = (kind, source) {
-            let captioned = matches!(
-                kind,
-                MediaKind::Image | MediaKind::Video | MediaKind::Document
-            );
+            let captioned = matches!(kind, MediaKind::Image | MediaKind::Video | MediaKind::Document);
             if media.caption.is_some() && !captioned {
                 problems.push(FieldError::new(
                     "media.caption",
@@ -372,10 +354,7 @@ fn check(request: &SendRequest, country: edge_core::Country) -> Result<Checked, 
                 ));
             }
             if media.filename.is_some() && *kind != MediaKind::Document {
-                problems.push(FieldError::new(
-                    "media.filename",
-                    "only documents have a file name",
-                ));
+                problems.push(FieldError::new("media.filename", "only documents have a file name"));
             }
             let mut built = Media::new(*kind, source);
             if let Some(caption) = &media.caption {
@@ -395,10 +374,7 @@ fn check(request: &SendRequest, country: edge_core::Country) -> Result<Checked, 
                     "caption": media.caption,
                     "filename": media.filename,
                 }),
-                preview(&format!(
-                    "[{name}] {}",
-                    media.caption.as_deref().unwrap_or("")
-                )),
+                preview(&format!("[{name}] {}", media.caption.as_deref().unwrap_or(""))),
             ));
         }
     }
@@ -407,9 +383,7 @@ fn check(request: &SendRequest, country: edge_core::Country) -> Result<Checked, 
     }
     let (Some(recipient), Some((content, kind, category, stored, preview))) = (recipient, content)
     else {
-        return Err(Error::internal(
-            "a send field was missing without a problem",
-        ));
+        return Err(Error::internal("a send field was missing without a problem"));
     };
     Ok(Checked {
         recipient,
@@ -468,9 +442,10 @@ impl WhatsApp {
         // Where it goes from and to, without creating anything yet.
         let number = match checked.number_id {
             Some(id) => {
-                let number = self.number_row(&self.db, org, id).await.map_err(|_| {
-                    Error::invalid("number_id", "is not a number of this organization")
-                })?;
+                let number = self
+                    .number_row(&self.db, org, id)
+                    .await
+                    .map_err(|_| Error::invalid("number_id", "is not a number of this organization"))?;
                 if number.status != "connected" {
                     return Err(Error::invalid("number_id", "is disconnected").into());
                 }
@@ -489,19 +464,12 @@ impl WhatsApp {
             Target::Contact(id) => {
                 let contact = contacts::find_contact(&self.db, org, *id)
                     .await?
-                    .ok_or_else(|| {
-                        Error::invalid("contact_id", "is not a contact of this organization")
-                    })?;
+                    .ok_or_else(|| Error::invalid("contact_id", "is not a contact of this organization"))?;
                 let conversation = contacts::conversation_of(&self.db, org, *id).await?;
                 let phone = conversation
                     .as_ref()
                     .and_then(|c| c.wa_id.clone())
-                    .or_else(|| {
-                        contact
-                            .phone
-                            .as_deref()
-                            .map(|p| p.trim_start_matches('+').to_owned())
-                    });
+                    .or_else(|| contact.phone.as_deref().map(|p| p.trim_start_matches('+').to_owned()));
                 let Some(phone) = phone else {
                     return Err(Error::invalid(
                         "contact_id",
@@ -572,17 +540,12 @@ impl WhatsApp {
                 return match err {
                     StoreError::KeyTaken => match &idempotency_key {
                         Some(key) => match self.by_idempotency_key(org, key.as_str()).await? {
-                            Some(first)
-                                if first.request_fingerprint.as_deref()
-                                    == Some(&fingerprint(&request)) =>
-                            {
+                            Some(first) if first.request_fingerprint.as_deref() == Some(&fingerprint(&request)) => {
                                 Ok(Sent::Replayed(self.message(org, first.id).await?))
                             }
                             _ => Err(Error::IdempotencyMismatch.into()),
                         },
-                        None => {
-                            Err(Error::internal("a send without a key collided on its key").into())
-                        }
+                        None => Err(Error::internal("a send without a key collided on its key").into()),
                     },
                     StoreError::Other(err) => Err(err.into()),
                 };
@@ -723,11 +686,7 @@ impl WhatsApp {
             created_at: now,
             updated_at: now,
         };
-        let txn = self
-            .db
-            .begin()
-            .await
-            .map_err(|e| StoreError::Other(db_err(e)))?;
+        let txn = self.db.begin().await.map_err(|e| StoreError::Other(db_err(e)))?;
         whatsapp_messages::Entity::insert(whatsapp_messages::ActiveModel::from(row.clone()))
             .exec_without_returning(&txn)
             .await
@@ -757,9 +716,7 @@ impl WhatsApp {
         )
         .await
         .map_err(|e| StoreError::Other(db_err(e)))?;
-        txn.commit()
-            .await
-            .map_err(|e| StoreError::Other(db_err(e)))?;
+        txn.commit().await.map_err(|e| StoreError::Other(db_err(e)))?;
         Ok(row)
     }
 
@@ -776,14 +733,8 @@ impl WhatsApp {
         let txn = self.db.begin().await.map_err(db_err)?;
         let mut update = whatsapp_messages::Entity::update_many()
             .col_expr(whatsapp_messages::Column::Attempts, Expr::value(attempts))
-            .col_expr(
-                whatsapp_messages::Column::NextAttemptAt,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
-            .col_expr(
-                whatsapp_messages::Column::ClaimedUntil,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
+            .col_expr(whatsapp_messages::Column::NextAttemptAt, Expr::value(Option::<DateTime<Utc>>::None))
+            .col_expr(whatsapp_messages::Column::ClaimedUntil, Expr::value(Option::<DateTime<Utc>>::None))
             .col_expr(whatsapp_messages::Column::UpdatedAt, Expr::value(now));
         if let Some(wamid) = &wamid {
             update = update.col_expr(whatsapp_messages::Column::Wamid, Expr::value(wamid.clone()));
@@ -795,22 +746,10 @@ impl WhatsApp {
             .await
             .map_err(db_err)?;
         let moved = whatsapp_messages::Entity::update_many()
-            .col_expr(
-                whatsapp_messages::Column::Status,
-                Expr::value(MessageStatus::Accepted.as_str()),
-            )
-            .col_expr(
-                whatsapp_messages::Column::ErrorCode,
-                Expr::value(Option::<String>::None),
-            )
-            .col_expr(
-                whatsapp_messages::Column::ErrorTitle,
-                Expr::value(Option::<String>::None),
-            )
-            .col_expr(
-                whatsapp_messages::Column::ErrorDetail,
-                Expr::value(Option::<String>::None),
-            )
+            .col_expr(whatsapp_messages::Column::Status, Expr::value(MessageStatus::Accepted.as_str()))
+            .col_expr(whatsapp_messages::Column::ErrorCode, Expr::value(Option::<String>::None))
+            .col_expr(whatsapp_messages::Column::ErrorTitle, Expr::value(Option::<String>::None))
+            .col_expr(whatsapp_messages::Column::ErrorDetail, Expr::value(Option::<String>::None))
             .filter(whatsapp_messages::Column::OrganizationId.eq(org.as_uuid()))
             .filter(whatsapp_messages::Column::Id.eq(id))
             .filter(whatsapp_messages::Column::Status.eq(MessageStatus::Queued.as_str()))
@@ -819,17 +758,8 @@ impl WhatsApp {
             .map_err(db_err)?
             .rows_affected
             > 0;
-        super::statuses::record_timeline(
-            &txn,
-            org,
-            id,
-            "accepted",
-            Some("accepted"),
-            now,
-            None,
-            now,
-        )
-        .await?;
+        super::statuses::record_timeline(&txn, org, id, "accepted", Some("accepted"), now, None, now)
+            .await?;
         if moved {
             crate::events::record(
                 &txn,
@@ -857,19 +787,11 @@ impl WhatsApp {
     ) -> Result<(), Error> {
         whatsapp_messages::Entity::update_many()
             .col_expr(whatsapp_messages::Column::Attempts, Expr::value(attempts))
-            .col_expr(
-                whatsapp_messages::Column::NextAttemptAt,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
-            .col_expr(
-                whatsapp_messages::Column::ClaimedUntil,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
+            .col_expr(whatsapp_messages::Column::NextAttemptAt, Expr::value(Option::<DateTime<Utc>>::None))
+            .col_expr(whatsapp_messages::Column::ClaimedUntil, Expr::value(Option::<DateTime<Utc>>::None))
             .col_expr(
                 whatsapp_messages::Column::ErrorTitle,
-                Expr::value(format!(
-                    "no answer from WhatsApp; waiting for its status: {err}"
-                )),
+                Expr::value(format!("no answer from WhatsApp; waiting for its status: {err}")),
             )
             .col_expr(whatsapp_messages::Column::UpdatedAt, Expr::value(now))
             .filter(whatsapp_messages::Column::OrganizationId.eq(org.as_uuid()))
@@ -894,26 +816,11 @@ impl WhatsApp {
         let txn = self.db.begin().await.map_err(db_err)?;
         whatsapp_messages::Entity::update_many()
             .col_expr(whatsapp_messages::Column::Attempts, Expr::value(attempts))
-            .col_expr(
-                whatsapp_messages::Column::NextAttemptAt,
-                Expr::value(Some(at)),
-            )
-            .col_expr(
-                whatsapp_messages::Column::ClaimedUntil,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
-            .col_expr(
-                whatsapp_messages::Column::ErrorCode,
-                Expr::value(code.clone()),
-            )
-            .col_expr(
-                whatsapp_messages::Column::ErrorTitle,
-                Expr::value(title.clone()),
-            )
-            .col_expr(
-                whatsapp_messages::Column::ErrorDetail,
-                Expr::value(detail.clone()),
-            )
+            .col_expr(whatsapp_messages::Column::NextAttemptAt, Expr::value(Some(at)))
+            .col_expr(whatsapp_messages::Column::ClaimedUntil, Expr::value(Option::<DateTime<Utc>>::None))
+            .col_expr(whatsapp_messages::Column::ErrorCode, Expr::value(code.clone()))
+            .col_expr(whatsapp_messages::Column::ErrorTitle, Expr::value(title.clone()))
+            .col_expr(whatsapp_messages::Column::ErrorDetail, Expr::value(detail.clone()))
             .col_expr(whatsapp_messages::Column::UpdatedAt, Expr::value(now))
             .filter(whatsapp_messages::Column::OrganizationId.eq(org.as_uuid()))
             .filter(whatsapp_messages::Column::Id.eq(id))
@@ -945,14 +852,8 @@ impl WhatsApp {
     ) -> Result<(), Error> {
         whatsapp_messages::Entity::update_many()
             .col_expr(whatsapp_messages::Column::Attempts, Expr::value(attempts))
-            .col_expr(
-                whatsapp_messages::Column::NextAttemptAt,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
-            .col_expr(
-                whatsapp_messages::Column::ClaimedUntil,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
+            .col_expr(whatsapp_messages::Column::NextAttemptAt, Expr::value(Option::<DateTime<Utc>>::None))
+            .col_expr(whatsapp_messages::Column::ClaimedUntil, Expr::value(Option::<DateTime<Utc>>::None))
             .filter(whatsapp_messages::Column::OrganizationId.eq(org.as_uuid()))
             .filter(whatsapp_messages::Column::Id.eq(id))
             .exec(&self.db)
@@ -1082,10 +983,6 @@ pub(crate) fn error_parts(
             Some(message.chars().take(255).collect()),
             details.clone(),
         ),
-        other => (
-            None,
-            Some(other.to_string().chars().take(255).collect()),
-            None,
-        ),
+        other => (None, Some(other.to_string().chars().take(255).collect()), None),
     }
 }

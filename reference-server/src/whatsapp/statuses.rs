@@ -14,9 +14,7 @@ use edge_core::{Currency, Error, HoldId, IdempotencyKey, Money, OrgId};
 use edge_whatsapp::webhook::{DeliveryStatus, StatusUpdate};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ColumnTrait as _, ConnectionTrait, EntityTrait as _, QueryFilter as _, TransactionTrait as _,
-};
+use sea_orm::{ColumnTrait as _, ConnectionTrait, EntityTrait as _, QueryFilter as _, TransactionTrait as _};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -152,10 +150,7 @@ impl WhatsApp {
         if message.wamid.is_none() {
             // The status came before Graph's answer to the send was stored.
             whatsapp_messages::Entity::update_many()
-                .col_expr(
-                    whatsapp_messages::Column::Wamid,
-                    Expr::value(update.id.as_str()),
-                )
+                .col_expr(whatsapp_messages::Column::Wamid, Expr::value(update.id.as_str()))
                 .filter(whatsapp_messages::Column::OrganizationId.eq(org.as_uuid()))
                 .filter(whatsapp_messages::Column::Id.eq(message.id))
                 .filter(whatsapp_messages::Column::Wamid.is_null())
@@ -220,29 +215,14 @@ impl WhatsApp {
             .map(MessageStatus::as_str)
             .collect();
         let mut update = whatsapp_messages::Entity::update_many()
-            .col_expr(
-                whatsapp_messages::Column::Status,
-                Expr::value(status.as_str()),
-            )
-            .col_expr(
-                whatsapp_messages::Column::NextAttemptAt,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
+            .col_expr(whatsapp_messages::Column::Status, Expr::value(status.as_str()))
+            .col_expr(whatsapp_messages::Column::NextAttemptAt, Expr::value(Option::<DateTime<Utc>>::None))
             .col_expr(whatsapp_messages::Column::UpdatedAt, Expr::value(now));
         if let Some((code, title, detail)) = &error {
             update = update
-                .col_expr(
-                    whatsapp_messages::Column::ErrorCode,
-                    Expr::value(code.clone()),
-                )
-                .col_expr(
-                    whatsapp_messages::Column::ErrorTitle,
-                    Expr::value(title.clone()),
-                )
-                .col_expr(
-                    whatsapp_messages::Column::ErrorDetail,
-                    Expr::value(detail.clone()),
-                );
+                .col_expr(whatsapp_messages::Column::ErrorCode, Expr::value(code.clone()))
+                .col_expr(whatsapp_messages::Column::ErrorTitle, Expr::value(title.clone()))
+                .col_expr(whatsapp_messages::Column::ErrorDetail, Expr::value(detail.clone()));
         }
         let moved = update
             .filter(whatsapp_messages::Column::OrganizationId.eq(org.as_uuid()))
@@ -287,29 +267,20 @@ impl WhatsApp {
                     amount: None,
                     idempotency_key: key(id, "capture")?,
                 };
-                match self
-                    .ledger
-                    .capture(org, HoldId::from_uuid(hold), request)
-                    .await
-                {
-                    Ok(_) => {
-                        self.set_charge(org, id, ChargeStatus::Held, ChargeStatus::Captured)
-                            .await
-                    }
+                match self.ledger.capture(org, HoldId::from_uuid(hold), request).await {
+                    Ok(_) => self.set_charge(org, id, ChargeStatus::Held, ChargeStatus::Captured).await,
                     Err(Error::Conflict(reason)) => {
                         // The hold expired before any status came: the wallet has had it
                         // back, so the message stays uncharged.
                         tracing::warn!(message = %id, %reason, "a message's hold ended before it could be captured");
-                        self.set_charge(org, id, ChargeStatus::Held, ChargeStatus::Released)
-                            .await
+                        self.set_charge(org, id, ChargeStatus::Held, ChargeStatus::Released).await
                     }
                     Err(err) => Err(err),
                 }
             }
             (MessageStatus::Failed, ChargeStatus::Held, Some(hold)) => {
                 self.release(org, id, hold).await?;
-                self.set_charge(org, id, ChargeStatus::Held, ChargeStatus::Released)
-                    .await
+                self.set_charge(org, id, ChargeStatus::Held, ChargeStatus::Released).await
             }
             (MessageStatus::Failed, ChargeStatus::Captured, _) if row.fee_minor > 0 => {
                 // Sent, then failed: the capture is given back with a transfer.
@@ -322,8 +293,7 @@ impl WhatsApp {
                 )
                 .metadata(json!({ "whatsapp_message_id": id, "reason": "failed after sent" }));
                 self.ledger.transfer(org, refund).await?;
-                self.set_charge(org, id, ChargeStatus::Captured, ChargeStatus::Released)
-                    .await
+                self.set_charge(org, id, ChargeStatus::Captured, ChargeStatus::Released).await
             }
             _ => Ok(()),
         }
@@ -340,10 +310,7 @@ impl WhatsApp {
         let now = self.now();
         let txn = self.db.begin().await.map_err(db_err)?;
         let moved = whatsapp_messages::Entity::update_many()
-            .col_expr(
-                whatsapp_messages::Column::ChargeStatus,
-                Expr::value(to.as_str()),
-            )
+            .col_expr(whatsapp_messages::Column::ChargeStatus, Expr::value(to.as_str()))
             .col_expr(whatsapp_messages::Column::UpdatedAt, Expr::value(now))
             .filter(whatsapp_messages::Column::OrganizationId.eq(org.as_uuid()))
             .filter(whatsapp_messages::Column::Id.eq(id))
@@ -384,3 +351,4 @@ impl WhatsApp {
 fn key(id: Uuid, what: &str) -> Result<IdempotencyKey, Error> {
     IdempotencyKey::new(format!("whatsapp:{id}:{what}")).map_err(Error::internal)
 }
+

@@ -95,10 +95,7 @@ impl WhatsApp {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Uuid, WebhookRefusal> {
-        let verifier = self
-            .verifier
-            .as_ref()
-            .ok_or(WebhookRefusal::NotConfigured)?;
+        let verifier = self.verifier.as_ref().ok_or(WebhookRefusal::NotConfigured)?;
         verifier
             .verify_headers(headers, body)
             .map_err(WebhookRefusal::BadSignature)?;
@@ -145,10 +142,7 @@ impl WhatsApp {
         }
         let now = self.now();
         let claimed = whatsapp_webhooks::Entity::update_many()
-            .col_expr(
-                whatsapp_webhooks::Column::ClaimedUntil,
-                Expr::value(now + CLAIM),
-            )
+            .col_expr(whatsapp_webhooks::Column::ClaimedUntil, Expr::value(now + CLAIM))
             .filter(whatsapp_webhooks::Column::Id.eq(id))
             .filter(whatsapp_webhooks::Column::ProcessedAt.is_null())
             .filter(
@@ -165,10 +159,7 @@ impl WhatsApp {
             return Ok(WebhookOutcome::InProgress);
         }
         let (outcome, detail) = match parse_events(&row.body) {
-            Err(err) => (
-                WebhookOutcome::Invalid,
-                vec![json!({ "error": err.to_string() })],
-            ),
+            Err(err) => (WebhookOutcome::Invalid, vec![json!({ "error": err.to_string() })]),
             Ok(events) => {
                 let mut detail = Vec::with_capacity(events.len());
                 let (mut routed, mut unrouted) = (0usize, 0usize);
@@ -197,18 +188,9 @@ impl WhatsApp {
             }
         };
         whatsapp_webhooks::Entity::update_many()
-            .col_expr(
-                whatsapp_webhooks::Column::Outcome,
-                Expr::value(outcome.as_str()),
-            )
-            .col_expr(
-                whatsapp_webhooks::Column::Detail,
-                Expr::value(Value::Array(detail)),
-            )
-            .col_expr(
-                whatsapp_webhooks::Column::ProcessedAt,
-                Expr::value(self.now()),
-            )
+            .col_expr(whatsapp_webhooks::Column::Outcome, Expr::value(outcome.as_str()))
+            .col_expr(whatsapp_webhooks::Column::Detail, Expr::value(Value::Array(detail)))
+            .col_expr(whatsapp_webhooks::Column::ProcessedAt, Expr::value(self.now()))
             .filter(whatsapp_webhooks::Column::Id.eq(id))
             .exec(&self.db)
             .await
@@ -229,9 +211,7 @@ impl WhatsApp {
                     None => (None, None),
                 }
             }
-            Some(TenantKey::Waba(waba)) => {
-                (numbers::org_of_waba(&self.db, waba.as_str()).await?, None)
-            }
+            Some(TenantKey::Waba(waba)) => (numbers::org_of_waba(&self.db, waba.as_str()).await?, None),
             None => (None, None),
         };
         let Some(org) = org else {
@@ -285,9 +265,7 @@ impl WhatsApp {
             match self.process_webhook(id).await {
                 Ok(WebhookOutcome::InProgress) => {}
                 Ok(_) => done += 1,
-                Err(err) => {
-                    tracing::warn!(webhook = %id, error = %err, "processing a WhatsApp webhook failed again")
-                }
+                Err(err) => tracing::warn!(webhook = %id, error = %err, "processing a WhatsApp webhook failed again"),
             }
         }
         Ok(done)
