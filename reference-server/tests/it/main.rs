@@ -28,3 +28,4 @@ mod targets;
 mod tenancy;
 mod tickets;
 mod wallet;
+mod whatsapp;
