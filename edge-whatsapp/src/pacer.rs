@@ -58,6 +58,17 @@ impl Pacer {
         }
     }
 
+    /// Sets the rate of `number` unless it already has one: for the rate a number was
+    /// connected with, learnt again after a restart, which must not undo a
+    /// [`slow_down`](Self::slow_down) in force.
+    pub fn set_rate_if_unset(&self, number: &PhoneNumberId, rate_per_second: u32) {
+        let mut state = self.lock();
+        state
+            .rates
+            .entry(number.clone())
+            .or_insert(rate_per_second.max(1));
+    }
+
     /// Halves the rate of `number` (not below 1/s): call it after a 130429 throughput
     /// error ([`RetryScope::Number`](crate::RetryScope::Number)). Returns the new rate.
     pub fn slow_down(&self, number: &PhoneNumberId) -> u32 {
@@ -123,6 +134,20 @@ impl Pacer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_known_rate_does_not_undo_a_slow_down() {
+        let pacer = Pacer::new(80);
+        let a = PhoneNumberId::new("a");
+        pacer.set_rate_if_unset(&a, 1000);
+        assert_eq!(pacer.rate(&a), 1000);
+        assert_eq!(pacer.slow_down(&a), 500);
+        pacer.set_rate_if_unset(&a, 1000);
+        assert_eq!(pacer.rate(&a), 500);
+        // An explicit change of tier still applies.
+        pacer.set_rate(&a, 20);
+        assert_eq!(pacer.rate(&a), 20);
+    }
 
     #[test]
     fn a_burst_up_to_the_rate_then_waits() {

@@ -440,6 +440,13 @@ impl WhatsApp {
             .record(&txn, client, now)
             .await?;
         txn.commit().await.map_err(db_err)?;
+        if updated.messages_per_second != current.messages_per_second {
+            // Graph reported another throughput tier with the new token.
+            self.pacer.set_rate(
+                &PhoneNumberId::new(updated.phone_number_id.as_str()),
+                u32::try_from(updated.messages_per_second).unwrap_or(1),
+            );
+        }
         Ok(NumberView::from(&updated))
     }
 

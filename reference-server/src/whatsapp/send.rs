@@ -603,6 +603,12 @@ impl WhatsApp {
         let to = recipient_of(&row)?;
         let message = SendMessage::new(to, content).biz_opaque_callback_data(row.id.to_string());
         let pnid = PhoneNumberId::new(number.phone_number_id.as_str());
+        // The tier stored when the number was connected or its token replaced; after a
+        // restart the pacer learns it here.
+        self.pacer.set_rate_if_unset(
+            &pnid,
+            u32::try_from(number.messages_per_second).unwrap_or(1),
+        );
         self.pacer.acquire(&pnid).await;
         let attempts = row.attempts + 1;
         let result = message.send(&self.client, &credentials).await;
