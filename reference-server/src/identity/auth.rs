@@ -16,13 +16,14 @@ use edge_tenancy::{JwtCodec, Quota, RateKey, RateLimiter, Role, TenantContext, T
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, SqlErr, TransactionTrait,
+    QueryFilter, QueryOrder, SqlErr,
 };
 use secrecy::SecretString;
 use serde::Serialize;
 
 use super::{passwords, tokens};
 use crate::audit::{self, Actor, ClientInfo};
+use crate::db::begin_write;
 use crate::entities::{memberships, organizations, refresh_tokens, sessions, users};
 
 /// How long a session lasts at most; refresh tokens cannot outlive it.
@@ -196,7 +197,7 @@ impl Auth {
 
         let password_hash = passwords::hash(input.password).await?;
         let now = self.clock.now();
-        let txn = self.db.begin().await?;
+        let txn = begin_write(&self.db).await?;
         let slug = self.free_slug(&txn, &organization_name).await?;
         // A new organization starts on the default plan, with a first period as a trial.
         let plan = crate::billing::plans::find(&txn, crate::billing::plans::DEFAULT_PLAN).await?;
@@ -330,7 +331,7 @@ impl Auth {
     ) -> Result<Login, AuthError> {
         let org = OrgId::from_uuid(organization.id);
         let now = self.clock.now();
-        let txn = self.db.begin().await?;
+        let txn = begin_write(&self.db).await?;
         if organization.single_active_session {
             sessions::Entity::update_many()
                 .col_expr(sessions::Column::RevokedAt, Expr::value(now))
@@ -467,7 +468,7 @@ impl Auth {
         }
         let (organization, role) = self.choose_organization(&user, Some(org)).await?;
 
-        let txn = self.db.begin().await?;
+        let txn = begin_write(&self.db).await?;
         let refresh = self
             .issue_refresh_token(&txn, org, session_id, session.expires_at, now)
             .await?;
@@ -517,7 +518,7 @@ impl Auth {
         }
         let hash = passwords::hash(new).await?;
         let now = self.clock.now();
-        let txn = self.db.begin().await?;
+        let txn = begin_write(&self.db).await?;
         users::Entity::update_many()
             .col_expr(users::Column::PasswordHash, Expr::value(hash))
             .col_expr(users::Column::UpdatedAt, Expr::value(now))

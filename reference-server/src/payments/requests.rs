@@ -34,7 +34,6 @@ use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{
     ColumnTrait as _, EntityTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _,
-    TransactionTrait as _,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -43,6 +42,7 @@ use uuid::Uuid;
 use super::accounts::upstream;
 use super::inbox::{CallbackKind, Handled, Processed, UNMATCHED_RETRY_WINDOW};
 use super::{PaymentStatus, Payments, Purpose, db_err, is_unique_violation};
+use crate::db::begin_write;
 use crate::entities::{mpesa_callbacks, mpesa_requests, payments};
 
 /// What M-Pesa is asked about a payment.
@@ -373,7 +373,7 @@ impl Payments {
                 created_at: Set(now),
                 completed_at: Set(None),
             };
-            let txn = self.db.begin().await.map_err(db_err)?;
+            let txn = begin_write(&self.db).await.map_err(db_err)?;
             match mpesa_requests::Entity::insert(row)
                 .exec_without_returning(&txn)
                 .await
@@ -519,7 +519,7 @@ impl Payments {
                         .add(mpesa_requests::Column::TimedOutAt.is_not_null()),
                 );
         }
-        let txn = self.db.begin().await.map_err(db_err)?;
+        let txn = begin_write(&self.db).await.map_err(db_err)?;
         let changed = update.exec(&txn).await.map_err(db_err)?.rows_affected == 1;
         if !changed {
             txn.rollback().await.map_err(db_err)?;
@@ -771,7 +771,7 @@ impl Payments {
         debit: Option<Uuid>,
     ) -> Result<(), Error> {
         let now = self.now();
-        let txn = self.db.begin().await.map_err(db_err)?;
+        let txn = begin_write(&self.db).await.map_err(db_err)?;
         let changed = payments::Entity::update_many()
             .col_expr(payments::Column::Status, Expr::value(to.as_str()))
             .col_expr(payments::Column::ReviewReason, Expr::value(reason.clone()))
