@@ -33,7 +33,8 @@ use edge_mpesa::{Reversal, TransactionStatusQuery, parse_result};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{
-    ColumnTrait as _, EntityTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _,
+    ColumnTrait as _, ConnectionTrait, EntityTrait as _, QueryFilter as _, QueryOrder as _,
+    QuerySelect as _,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -144,6 +145,24 @@ impl MpesaRequest {
             completed_at: row.completed_at,
         })
     }
+}
+
+/// A payment's requests, oldest first.
+pub(crate) async fn of_payment<C: ConnectionTrait>(
+    conn: &C,
+    org: OrgId,
+    payment_id: Uuid,
+) -> Result<Vec<MpesaRequest>, Error> {
+    mpesa_requests::Entity::find()
+        .filter(mpesa_requests::Column::OrganizationId.eq(org.as_uuid()))
+        .filter(mpesa_requests::Column::PaymentId.eq(payment_id))
+        .order_by_asc(mpesa_requests::Column::Id)
+        .all(conn)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(MpesaRequest::from_row)
+        .collect()
 }
 
 /// A request to send.
@@ -455,16 +474,7 @@ impl Payments {
 
     /// A payment's requests, oldest first.
     pub async fn requests(&self, org: OrgId, payment_id: Uuid) -> Result<Vec<MpesaRequest>, Error> {
-        mpesa_requests::Entity::find()
-            .filter(mpesa_requests::Column::OrganizationId.eq(org.as_uuid()))
-            .filter(mpesa_requests::Column::PaymentId.eq(payment_id))
-            .order_by_asc(mpesa_requests::Column::Id)
-            .all(&self.db)
-            .await
-            .map_err(db_err)?
-            .iter()
-            .map(MpesaRequest::from_row)
-            .collect()
+        of_payment(&self.db, org, payment_id).await
     }
 
     /// Completes a request once, with its event. `false` when it was already complete
