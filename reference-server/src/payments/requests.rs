@@ -165,6 +165,24 @@ pub(crate) async fn of_payment<C: ConnectionTrait>(
         .collect()
 }
 
+/// Marks a successful reversal's effect carried out (once).
+async fn mark_applied<C: ConnectionTrait>(
+    conn: &C,
+    org: OrgId,
+    request: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    mpesa_requests::Entity::update_many()
+        .col_expr(mpesa_requests::Column::AppliedAt, Expr::value(now))
+        .filter(mpesa_requests::Column::OrganizationId.eq(org.as_uuid()))
+        .filter(mpesa_requests::Column::Id.eq(request))
+        .filter(mpesa_requests::Column::AppliedAt.is_null())
+        .exec(conn)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
 /// A request to send.
 #[derive(Debug, Clone)]
 pub struct NewRequest {
@@ -756,21 +774,17 @@ impl Payments {
                     Err(other) => return Err(other),
                 }
             }
-            self.mark_reversed(org, &payment, to, reason, request.id, debit)
-                .await?;
+            // Marks the request applied in the same transaction.
+            return self
+                .mark_reversed(org, &payment, to, reason, request.id, debit)
+                .await;
         }
-        mpesa_requests::Entity::update_many()
-            .col_expr(mpesa_requests::Column::AppliedAt, Expr::value(self.now()))
-            .filter(mpesa_requests::Column::OrganizationId.eq(org.as_uuid()))
-            .filter(mpesa_requests::Column::Id.eq(request_id))
-            .filter(mpesa_requests::Column::AppliedAt.is_null())
-            .exec(&self.db)
-            .await
-            .map_err(db_err)?;
-        Ok(())
+        mark_applied(&self.db, org, request_id, self.now()).await
     }
 
-    /// Moves a succeeded payment to `reversed` (or `needs_review`), with its event.
+    /// Moves a succeeded payment to `reversed` (or `needs_review`), with its event, and
+    /// marks the reversal request applied, in one transaction: a reader that sees the
+    /// payment moved sees the request applied.
     async fn mark_reversed(
         &self,
         org: OrgId,
@@ -795,7 +809,9 @@ impl Payments {
             .rows_affected
             == 1;
         if !changed {
-            txn.rollback().await.map_err(db_err)?;
+            // Moved already (by another delivery of the result): only mark this applied.
+            mark_applied(&txn, org, request, now).await?;
+            txn.commit().await.map_err(db_err)?;
             return Ok(());
         }
         crate::events::record(
@@ -818,6 +834,7 @@ impl Payments {
         )
         .await
         .map_err(db_err)?;
+        mark_applied(&txn, org, request, now).await?;
         txn.commit().await.map_err(db_err)?;
         tracing::info!(payment = %payment.id, %request, to = %to, "payment reversed");
         Ok(())
