@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
+use sea_orm::{
+    AccessMode, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr,
+    IsolationLevel, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
 use sea_orm_migration::MigratorTrait as _;
 
 use crate::config::Config;
@@ -100,6 +103,54 @@ pub async fn ping(db: &DatabaseConnection) -> Result<(), DbErr> {
 /// A database failure as the server's error: logged, answered as a generic 500.
 pub(crate) fn db_err(err: DbErr) -> edge_core::Error {
     edge_core::Error::internal(err)
+}
+
+/// Opens a transaction that will write.
+///
+/// On SQLite it is `BEGIN IMMEDIATE`: the write lock is taken at once, waiting under the
+/// connection's `busy_timeout` for other writers. A deferred `BEGIN` that reads and then
+/// writes fails at once with `SQLITE_BUSY` when another connection wrote in between,
+/// because SQLite cannot upgrade its stale read snapshot to a write (the busy handler is
+/// not called in that case). PostgreSQL keeps a plain `BEGIN`.
+///
+/// The error is the driver's, so each caller maps it the way it maps its other database
+/// errors.
+pub(crate) async fn begin_write<C>(db: &C) -> Result<C::Transaction, DbErr>
+where
+    C: TransactionTrait + ConnectionTrait,
+{
+    match db.get_database_backend() {
+        DbBackend::Sqlite => {
+            db.begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            })
+            .await
+        }
+        _ => db.begin().await,
+    }
+}
+
+/// Opens a read-only transaction whose reads all see one snapshot, so rows written
+/// together by one transaction are seen together or not at all.
+///
+/// On PostgreSQL it is `REPEATABLE READ, READ ONLY` (under the default `READ COMMITTED`
+/// each statement sees the data committed when it starts). On SQLite a deferred `BEGIN`
+/// already reads from one snapshot, taken at its first read, until it ends.
+pub(crate) async fn begin_read<C>(db: &C) -> Result<C::Transaction, DbErr>
+where
+    C: TransactionTrait + ConnectionTrait,
+{
+    match db.get_database_backend() {
+        DbBackend::Postgres => {
+            db.begin_with_config(
+                Some(IsolationLevel::RepeatableRead),
+                Some(AccessMode::ReadOnly),
+            )
+            .await
+        }
+        _ => db.begin().await,
+    }
 }
 
 /// Whether a database error is a unique-constraint violation (a concurrent insert of the

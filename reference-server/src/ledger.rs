@@ -51,6 +51,7 @@
 //!   microseconds once per call so that stored rows and returned values agree.
 
 use crate::db::db_err;
+use crate::db::{begin_read, begin_write};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -69,8 +70,7 @@ use edge_core::{
 use sea_orm::{
     ActiveValue::Set, ColumnTrait as _, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
     DbBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter as _, QueryOrder as _,
-    QuerySelect as _, RuntimeErr, SqlErr, SqliteTransactionMode, Statement, TransactionOptions,
-    TransactionTrait as _, Value,
+    QuerySelect as _, RuntimeErr, SqlErr, Statement, Value,
 };
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
@@ -665,21 +665,6 @@ impl SqlLedger {
         Statement::from_sql_and_values(self.backend(), sql, values)
     }
 
-    async fn begin(&self) -> Result<DatabaseTransaction> {
-        let txn = match self.backend() {
-            DbBackend::Sqlite => {
-                self.db
-                    .begin_with_options(TransactionOptions {
-                        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                        ..TransactionOptions::default()
-                    })
-                    .await
-            }
-            _ => self.db.begin().await,
-        };
-        txn.map_err(db_err)
-    }
-
     /// Commits on success, rolls back on failure.
     async fn finish<T>(txn: DatabaseTransaction, result: Result<T>) -> Result<T> {
         match result {
@@ -908,18 +893,7 @@ impl SqlLedger {
     /// On PostgreSQL both reads share one snapshot (REPEATABLE READ), so a sweep that
     /// commits between them cannot make an expired hold count twice or not at all.
     async fn read_wallet(&self, org: OrgId, now: DateTime<Utc>) -> Result<WalletState> {
-        let txn = match self.backend() {
-            DbBackend::Postgres => {
-                self.db
-                    .begin_with_config(
-                        Some(sea_orm::IsolationLevel::RepeatableRead),
-                        Some(sea_orm::AccessMode::ReadOnly),
-                    )
-                    .await
-            }
-            _ => self.db.begin().await,
-        }
-        .map_err(db_err)?;
+        let txn = begin_read(&self.db).await.map_err(db_err)?;
         let result = async {
             let model = ledger_wallets::Entity::find_by_id(org.as_uuid())
                 .one(&txn)
@@ -983,7 +957,7 @@ impl SqlLedger {
 
     async fn set_credit_limit_once(&self, org: OrgId, limit: Money) -> Result<Balance> {
         let now = self.now();
-        let txn = self.begin().await?;
+        let txn = begin_write(&self.db).await.map_err(db_err)?;
         let result = async {
             let (mut wallet, _) = self.enter(&txn, org, now, None).await?;
             check_currency("credit_limit", limit, wallet.currency)?;
@@ -1006,7 +980,7 @@ impl SqlLedger {
 
     async fn set_threshold_once(&self, org: OrgId, threshold: Option<Money>) -> Result<Balance> {
         let now = self.now();
-        let txn = self.begin().await?;
+        let txn = begin_write(&self.db).await.map_err(db_err)?;
         let result = async {
             let (mut wallet, _) = self.enter(&txn, org, now, None).await?;
             if let Some(threshold) = threshold {
@@ -1036,7 +1010,7 @@ impl SqlLedger {
         request: &TransferRequest,
     ) -> Result<LedgerOutcome<Transfer>> {
         let now = self.now();
-        let txn = self.begin().await?;
+        let txn = begin_write(&self.db).await.map_err(db_err)?;
         let result = async {
             let (mut wallet, stored) = self
                 .enter(&txn, org, now, Some(&request.idempotency_key))
@@ -1120,7 +1094,7 @@ impl SqlLedger {
         request: &ReserveRequest,
     ) -> Result<LedgerOutcome<Hold>> {
         let now = self.now();
-        let txn = self.begin().await?;
+        let txn = begin_write(&self.db).await.map_err(db_err)?;
         let result = async {
             let (mut wallet, stored) = self
                 .enter(&txn, org, now, Some(&request.idempotency_key))
@@ -1215,7 +1189,7 @@ impl SqlLedger {
         capture: Option<&CaptureRequest>,
     ) -> Result<LedgerOutcome<Hold>> {
         let now = self.now();
-        let txn = self.begin().await?;
+        let txn = begin_write(&self.db).await.map_err(db_err)?;
         let result = async {
             let (mut wallet, stored) = self.enter(&txn, org, now, Some(key)).await?;
             self.end_hold_in(&txn, &mut wallet, stored, hold_id, key, capture, now)
@@ -1455,7 +1429,7 @@ impl SqlLedger {
     /// every caller unanswered, so each runs its call on its own.
     async fn run_batch(&self, org: OrgId, batch: Vec<Pending>) {
         let now = self.now();
-        let Ok(txn) = self.begin().await else {
+        let Ok(txn) = begin_write(&self.db).await else {
             return;
         };
         let mut replies = Vec::with_capacity(batch.len());
@@ -1595,7 +1569,7 @@ impl SqlLedger {
         ids: &[uuid::Uuid],
         now: DateTime<Utc>,
     ) -> Result<Vec<Hold>> {
-        let txn = self.begin().await?;
+        let txn = begin_write(&self.db).await.map_err(db_err)?;
         let result = async {
             let wallet = self.lock_wallet(&txn, org).await?;
             let ended = ledger_holds::Entity::update_many()
@@ -1661,7 +1635,7 @@ impl SqlLedger {
     }
 
     async fn verify_wallet_now(&self, org: OrgId) -> Result<WalletCheck> {
-        let txn = self.begin().await?;
+        let txn = begin_write(&self.db).await.map_err(db_err)?;
         let result = async {
             let model = self.lock_wallet(&txn, org).await?;
             let wallet = WalletState::from_model(model, 0)?;

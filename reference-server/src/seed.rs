@@ -13,11 +13,12 @@ use edge_core::{Country, Error, Msisdn, OrgId};
 use edge_tenancy::Role;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait, TransactionTrait};
+use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
 use secrecy::SecretString;
 use serde_json::json;
 
 use crate::crm::list::search_text;
+use crate::db::begin_write;
 use crate::entities::{memberships, organizations, prospects, record_tags, relationships, users};
 use crate::identity::passwords;
 use crate::organization_settings::OrganizationSettings;
@@ -249,7 +250,7 @@ pub async fn run(
         );
         let org_id = OrgId::from_uuid(org.id);
         let members = tenant_scope::in_organization(org_id, async {
-            let txn = db.begin().await.map_err(Error::internal)?;
+            let txn = begin_write(db).await.map_err(Error::internal)?;
             organizations::Entity::insert(organizations::ActiveModel::from(org.clone()))
                 .exec_without_returning(&txn)
                 .await
@@ -445,7 +446,7 @@ async fn prospects_for(
                 deleted_at: None,
             }));
         }
-        let txn = db.begin().await.map_err(Error::internal)?;
+        let txn = begin_write(db).await.map_err(Error::internal)?;
         prospects::Entity::insert_many(rows.into_iter().map(prospects::ActiveModel::from))
             .exec_without_returning(&txn)
             .await

@@ -10,13 +10,14 @@
 //! lapse. A plan cannot move between free and paid (its subscribers' periods would not
 //! make sense any more); create another plan instead.
 
+use crate::db::begin_write;
 use crate::db::db_err;
 use chrono::{DateTime, Duration, Utc};
 use edge_core::{Currency, Error, FieldError, Money};
 use edge_tenancy::{PlanLimits, TenantContext};
 use sea_orm::{
     ActiveModelTrait as _, ActiveValue::Set, ColumnTrait as _, ConnectionTrait, DatabaseConnection,
-    EntityTrait, QueryFilter as _, QueryOrder as _, SqlErr, TransactionTrait as _,
+    EntityTrait, QueryFilter as _, QueryOrder as _, SqlErr,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -589,7 +590,7 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    let txn = db.begin().await.map_err(db_err)?;
+    let txn = begin_write(db).await.map_err(db_err)?;
     plans::Entity::insert(plans::ActiveModel::from(row.clone()))
         .exec_without_returning(&txn)
         .await
@@ -619,7 +620,7 @@ pub async fn update(
     patch: PlanPatch,
 ) -> Result<Plan, Error> {
     require_operator(ctx)?;
-    let txn = db.begin().await.map_err(db_err)?;
+    let txn = begin_write(db).await.map_err(db_err)?;
     let current = plans::Entity::find_by_id(code.to_owned())
         .one(&txn)
         .await

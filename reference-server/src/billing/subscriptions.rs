@@ -31,6 +31,7 @@
 //! re-checks the row's status and times, so any number of nodes may run it at once: each
 //! transition happens, and is audited, exactly once.
 
+use crate::db::begin_write;
 use crate::db::db_err;
 use std::collections::HashMap;
 use std::fmt;
@@ -42,8 +43,7 @@ use edge_core::{Currency, Error, Money, OrgId};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait as _, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    DbBackend, EntityTrait, QueryFilter as _, QueryOrder as _, QuerySelect as _,
-    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait as _,
+    DbBackend, EntityTrait, QueryFilter as _, QueryOrder as _, QuerySelect as _, Statement,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -305,23 +305,6 @@ fn retryable(err: &Error) -> bool {
     }
 }
 
-/// Opens a transaction that will write: on SQLite with `BEGIN IMMEDIATE`, so the write
-/// lock is taken at once (and waited for under `busy_timeout`) instead of failing on a
-/// read-to-write upgrade.
-async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, Error> {
-    match db.get_database_backend() {
-        DbBackend::Sqlite => {
-            db.begin_with_options(TransactionOptions {
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..TransactionOptions::default()
-            })
-            .await
-        }
-        _ => db.begin().await,
-    }
-    .map_err(db_err)
-}
-
 /// Locks `org`'s subscription row for the rest of the transaction and reads it.
 async fn lock(txn: &DatabaseTransaction, org: OrgId) -> Result<subscriptions::Model, Error> {
     let backend = txn.get_database_backend();
@@ -424,7 +407,7 @@ async fn apply_once(
     amount: Money,
     paid_at: DateTime<Utc>,
 ) -> Result<Attempt, Error> {
-    let txn = begin_write(db).await?;
+    let txn = begin_write(db).await.map_err(db_err)?;
     let result = extend(&txn, org, plan, payment_id, amount, paid_at).await;
     match result {
         Ok(Attempt::Extended | Attempt::AlreadyApplied) => {
@@ -577,7 +560,7 @@ pub async fn assign_plan(
     let now = now.trunc_subsecs(6);
     tenant_scope::in_organization(org, async {
         let plan = plans::choosable(db, plan_code, "plan").await?;
-        let txn = begin_write(db).await?;
+        let txn = begin_write(db).await.map_err(db_err)?;
         let result = async {
             let current = lock(&txn, org).await?;
             let (status, period_end, grace_ends_at) = if plan.is_free() {
@@ -752,7 +735,7 @@ async fn transition(
 ) -> Result<Option<Transition>, Error> {
     let org = OrgId::from_uuid(row.organization_id);
     let from = status_of(row)?;
-    let txn = db.begin().await.map_err(db_err)?;
+    let txn = begin_write(db).await.map_err(db_err)?;
     let result = async {
         let update = subscriptions::Entity::update_many()
             .col_expr(subscriptions::Column::Status, Expr::value(to.as_str()))

@@ -22,7 +22,6 @@ use edge_tenancy::{Permission, TenantContext};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -36,6 +35,7 @@ use super::records::{
 };
 use super::visibility::Scope;
 use crate::audit::{self, Actor, ClientInfo};
+use crate::db::begin_write;
 use crate::entities::activities;
 
 /// Every kind of activity.
@@ -236,7 +236,7 @@ pub async fn create(
     };
 
     let cx = CrmContext::load(db, ctx).await?;
-    let txn = db.begin().await.map_err(db_err)?;
+    let txn = begin_write(db).await.map_err(db_err)?;
     ensure_subject(
         &txn,
         ctx.org(),
@@ -452,7 +452,7 @@ pub async fn update(
     checks.finish()?;
 
     let cx = CrmContext::load(db, ctx).await?;
-    let txn = db.begin().await.map_err(db_err)?;
+    let txn = begin_write(db).await.map_err(db_err)?;
     let current = find(&txn, ctx, cx.scope, id).await?;
     let mut next = current.clone();
     let mut changed: Vec<&str> = Vec::new();
@@ -516,7 +516,7 @@ pub async fn set_completed(
 ) -> Result<ActivityView, Error> {
     ctx.require(Permission::CrmWrite)?;
     let cx = CrmContext::load(db, ctx).await?;
-    let txn = db.begin().await.map_err(db_err)?;
+    let txn = begin_write(db).await.map_err(db_err)?;
     let current = find(&txn, ctx, cx.scope, id).await?;
     if current.completed_at.is_some() == done {
         return Ok(ActivityView::new(current, now));
@@ -568,7 +568,7 @@ pub async fn delete(
 ) -> Result<(), Error> {
     ctx.require(Permission::CrmDelete)?;
     let cx = CrmContext::load(db, ctx).await?;
-    let txn = db.begin().await.map_err(db_err)?;
+    let txn = begin_write(db).await.map_err(db_err)?;
     let current = find(&txn, ctx, cx.scope, id).await?;
     let deleted = activities::Entity::update_many()
         .col_expr(activities::Column::DeletedAt, Expr::value(now))

@@ -42,13 +42,14 @@ use super::custom_fields::{self, RecordKind};
 use super::fields::validation;
 use super::list::{ListQuery, ListSpec, SortKind, SortValue, Sortable};
 use super::pipelines::{
-    StageView, active_stages, begin_write, default_pipeline, find_pipeline, find_stage,
-    lock_pipeline, stages_by_id,
+    StageView, active_stages, default_pipeline, find_pipeline, find_stage, lock_pipeline,
+    stages_by_id,
 };
 use super::records::{db_err, is_active_member};
 use super::visibility::Scope;
 use super::{CrmContext, fields, prospects, relationships, tags};
 use crate::audit::{self, Actor, ClientInfo};
+use crate::db::begin_write;
 use crate::entities::{deal_stage_moves, deals, pipeline_stages, pipelines as pipeline_rows};
 
 /// The space between the ranks of neighbouring cards when a column is (re)numbered or a
@@ -883,7 +884,7 @@ pub async fn create(
         },
     };
 
-    let txn = begin_write(db).await?;
+    let txn = begin_write(db).await.map_err(db_err)?;
     check_links(&txn, ctx, &caller, input.prospect_id, input.relationship_id).await?;
     let pipeline = match input.pipeline_id {
         Some(id) => lock_pipeline(&txn, org, id).await?.ok_or_else(|| {
@@ -999,7 +1000,7 @@ pub async fn update(
     ctx.require(Permission::CrmWrite)?;
     let caller = caller(db, ctx).await?;
     let org = caller.org;
-    let txn = begin_write(db).await?;
+    let txn = begin_write(db).await.map_err(db_err)?;
     let current = find_visible(&txn, &caller, id, true).await?;
     let mut problems = Vec::new();
     let title = patch
@@ -1136,7 +1137,7 @@ pub async fn delete(
 ) -> Result<(), Error> {
     ctx.require(Permission::CrmDelete)?;
     let caller = caller(db, ctx).await?;
-    let txn = begin_write(db).await?;
+    let txn = begin_write(db).await.map_err(db_err)?;
     let current = find_visible(&txn, &caller, id, true).await?;
     deals::Entity::update_many()
         .col_expr(deals::Column::DeletedAt, Expr::value(now))
@@ -1201,7 +1202,7 @@ pub async fn move_deal(
     ctx.require(Permission::CrmWrite)?;
     let caller = caller(db, ctx).await?;
     let org = caller.org;
-    let txn = begin_write(db).await?;
+    let txn = begin_write(db).await.map_err(db_err)?;
     let seen = find_visible(&txn, &caller, id, false).await?;
     let mut problems = Vec::new();
     for (field, other) in [("before_id", input.before_id), ("after_id", input.after_id)] {
@@ -1309,7 +1310,7 @@ pub async fn close(
     ctx.require(Permission::CrmWrite)?;
     let caller = caller(db, ctx).await?;
     let org = caller.org;
-    let txn = begin_write(db).await?;
+    let txn = begin_write(db).await.map_err(db_err)?;
     let current = find_visible(&txn, &caller, id, true).await?;
     let mut problems = Vec::new();
     let reason = check_reason(input.reason.as_deref(), !won, &mut problems);
@@ -1362,7 +1363,7 @@ pub async fn reopen(
     ctx.require(Permission::CrmWrite)?;
     let caller = caller(db, ctx).await?;
     let org = caller.org;
-    let txn = begin_write(db).await?;
+    let txn = begin_write(db).await.map_err(db_err)?;
     let seen = find_visible(&txn, &caller, id, false).await?;
     let (locked, current) = lock_for_placement(&txn, &caller, &seen, None).await?;
     if current.status == "open" {

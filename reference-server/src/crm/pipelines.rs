@@ -25,8 +25,7 @@ use edge_tenancy::{Permission, TenantContext};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -35,6 +34,7 @@ use super::deals;
 use super::fields::validation;
 use super::records::db_err;
 use crate::audit::{self, Actor, ClientInfo};
+use crate::db::begin_write;
 use crate::entities::{deals as deal_rows, pipeline_stages, pipelines};
 
 /// The default pipeline's name.
@@ -167,22 +167,6 @@ pub struct ArchiveStage {
     /// when the stage holds open deals.
     #[serde(default)]
     pub move_deals_to: Option<uuid::Uuid>,
-}
-
-/// Begins a transaction that writes: on SQLite it takes the write lock at once
-/// (`BEGIN IMMEDIATE`), so it waits for other writers instead of failing later when a
-/// read lock cannot be upgraded.
-pub(crate) async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, Error> {
-    match db.get_database_backend() {
-        DbBackend::Sqlite => db
-            .begin_with_options(TransactionOptions {
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..TransactionOptions::default()
-            })
-            .await
-            .map_err(db_err),
-        _ => db.begin().await.map_err(db_err),
-    }
 }
 
 /// Locks a pipeline row for the rest of the transaction; `None` if the organization has
@@ -540,7 +524,7 @@ pub async fn create(
     }
     validation(problems)?;
 
-    let txn = begin_write(db).await?;
+    let txn = begin_write(db).await.map_err(db_err)?;
     let active = pipelines::Entity::find()
         .filter(pipelines::Column::OrganizationId.eq(org.as_uuid()))
         .filter(pipelines::Column::ArchivedAt.is_null())
@@ -659,7 +643,7 @@ pub async fn update(
     }
     validation(problems)?;
 
-    let txn = begin_write(db).await?;
+    let txn = begin_write(db).await.map_err(db_err)?;
     let current = lock_active(&txn, org, id).await?;
     let mut changed = Vec::new();
     let mut row = pipelines::ActiveModel::from(current.clone());
@@ -710,7 +694,7 @@ pub async fn archive(
 ) -> Result<PipelineView, Error> {
     ctx.require(Permission::OrgUpdate)?;
     let org = ctx.org();
-    let txn = begin_write(db).await?;
+    let txn = begin_write(db).await.map_err(db_err)?;
     let current = lock_active(&txn, org, id).await?;
     if current.is_default {
         return Err(Error::Conflict(
@@ -768,7 +752,7 @@ pub async fn add_stage(
     check_probability("probability", input.probability, &mut problems);
     validation(problems)?;
 
-    let txn = begin_write(db).await?;
+    let txn = begin_write(db).await.map_err(db_err)?;
     let current = lock_active(&txn, org, pipeline).await?;
     let stages = active_stages(&txn, org, pipeline).await?;
     if stages.len() >= MAX_STAGES {
@@ -843,7 +827,7 @@ pub async fn update_stage(
     }
     validation(problems)?;
 
-    let txn = begin_write(db).await?;
+    let txn = begin_write(db).await.map_err(db_err)?;
     let (current, stage) = lock_stage(&txn, org, pipeline, stage).await?;
     let mut row = pipeline_stages::ActiveModel::from(stage.clone());
     let mut changes = serde_json::Map::new();
@@ -923,7 +907,7 @@ pub async fn reorder_stages(
 ) -> Result<PipelineView, Error> {
     ctx.require(Permission::OrgUpdate)?;
     let org = ctx.org();
-    let txn = begin_write(db).await?;
+    let txn = begin_write(db).await.map_err(db_err)?;
     let current = lock_active(&txn, org, pipeline).await?;
     let stages = active_stages(&txn, org, pipeline).await?;
     let active: HashSet<uuid::Uuid> = stages.iter().map(|s| s.id).collect();
@@ -982,7 +966,7 @@ pub async fn archive_stage(
 ) -> Result<PipelineView, Error> {
     ctx.require(Permission::OrgUpdate)?;
     let org = ctx.org();
-    let txn = begin_write(db).await?;
+    let txn = begin_write(db).await.map_err(db_err)?;
     let (current, stage) = lock_stage(&txn, org, pipeline, stage).await?;
     let stages = active_stages(&txn, org, pipeline).await?;
     if stages.len() <= 1 {

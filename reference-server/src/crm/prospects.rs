@@ -11,7 +11,7 @@ use edge_core::{Error, Money};
 use edge_tenancy::{Permission, TenantContext};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait,
-    IntoActiveModel, QueryFilter, TransactionTrait,
+    IntoActiveModel, QueryFilter,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -22,6 +22,7 @@ use super::fields::{Checks, caller};
 use super::list::{ListQuery, ListSpec, SortKind, SortValue, Sortable};
 use super::{CrmContext, relationships, tags};
 use crate::audit::{self, Actor, ClientInfo};
+use crate::db::begin_write;
 use crate::entities::prospects;
 
 /// The fields of a prospect, for a create (`name` required) or a partial update (absent
@@ -275,7 +276,7 @@ pub async fn create(
     let mut row = blank(ctx.org().as_uuid(), &cx, now);
     row.created_by = caller(ctx);
     apply(db, ctx, &cx, &mut row, input, true).await?;
-    let txn = db.begin().await.map_err(Error::internal)?;
+    let txn = begin_write(db).await.map_err(Error::internal)?;
     prospects::Entity::insert(prospects::ActiveModel::from(row.clone()))
         .exec_without_returning(&txn)
         .await
@@ -341,7 +342,7 @@ pub async fn update(
     apply(db, ctx, &cx, &mut row, input, false).await?;
     row.updated_at = now;
     let changes = changed_fields(&before, &row);
-    let txn = db.begin().await.map_err(Error::internal)?;
+    let txn = begin_write(db).await.map_err(Error::internal)?;
     row.clone()
         .into_active_model()
         .reset_all()
@@ -407,7 +408,7 @@ pub async fn delete(
     ctx.require(Permission::CrmDelete)?;
     let cx = CrmContext::load(db, ctx).await?;
     let row = find(db, ctx, &cx, id).await?;
-    let txn = db.begin().await.map_err(Error::internal)?;
+    let txn = begin_write(db).await.map_err(Error::internal)?;
     let mut active: prospects::ActiveModel = row.clone().into();
     active.deleted_at = Set(Some(now));
     active.updated_at = Set(now);
@@ -543,7 +544,7 @@ pub async fn convert(
         tags: Some(strings(&prospect.tags)),
         custom_fields: Some(custom),
     };
-    let txn = db.begin().await.map_err(Error::internal)?;
+    let txn = begin_write(db).await.map_err(Error::internal)?;
     let relationship =
         relationships::insert(db, &txn, ctx, &cx, client, now, fields, Some(prospect.id)).await?;
     // Claim the prospect only if no concurrent conversion got there first.

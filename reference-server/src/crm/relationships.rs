@@ -7,7 +7,7 @@ use edge_core::{Error, Money};
 use edge_tenancy::{Permission, TenantContext};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter, TransactionTrait,
+    DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -18,6 +18,7 @@ use super::fields::{Checks, caller};
 use super::list::{ListQuery, ListSpec, SortKind, SortValue, Sortable};
 use super::{CrmContext, tags};
 use crate::audit::{self, Actor, ClientInfo};
+use crate::db::begin_write;
 use crate::entities::relationships;
 
 /// The fields of a relationship, for a create (`name` required) or a partial update
@@ -273,7 +274,7 @@ pub async fn create(
 ) -> Result<RelationshipView, Error> {
     ctx.require(Permission::CrmWrite)?;
     let cx = CrmContext::load(db, ctx).await?;
-    let txn = db.begin().await.map_err(Error::internal)?;
+    let txn = begin_write(db).await.map_err(Error::internal)?;
     let view = insert(db, &txn, ctx, &cx, client, now, input, None).await?;
     txn.commit().await.map_err(Error::internal)?;
     Ok(view)
@@ -322,7 +323,7 @@ pub async fn update(
     apply(db, ctx, &cx, &mut row, input, false).await?;
     row.updated_at = now;
     let changed = changed_fields(&before, &row);
-    let txn = db.begin().await.map_err(Error::internal)?;
+    let txn = begin_write(db).await.map_err(Error::internal)?;
     row.clone()
         .into_active_model()
         .reset_all()
@@ -387,7 +388,7 @@ pub async fn delete(
     ctx.require(Permission::CrmDelete)?;
     let cx = CrmContext::load(db, ctx).await?;
     let row = find(db, ctx, &cx, id).await?;
-    let txn = db.begin().await.map_err(Error::internal)?;
+    let txn = begin_write(db).await.map_err(Error::internal)?;
     let mut active: relationships::ActiveModel = row.clone().into();
     active.deleted_at = Set(Some(now));
     active.updated_at = Set(now);

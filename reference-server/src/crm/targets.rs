@@ -29,7 +29,7 @@ use edge_tenancy::{Permission, TenantContext};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query, SimpleExpr};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    PaginatorTrait, QueryFilter, TransactionTrait,
+    PaginatorTrait, QueryFilter,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -40,6 +40,7 @@ use super::list::{ListQuery, ListSpec, SortKind, SortValue, Sortable};
 use super::records::{RecordChecks, choices, db_err};
 use super::visibility::Scope;
 use crate::audit::{self, Actor, ClientInfo};
+use crate::db::begin_write;
 use crate::entities::{activities, targets};
 
 /// Every metric.
@@ -424,7 +425,7 @@ pub async fn create(
         (Some(metric), Some(value)) => parse_goal(&mut checks, metric, value, cx.currency),
         _ => None,
     };
-    let txn = db.begin().await.map_err(db_err)?;
+    let txn = begin_write(db).await.map_err(db_err)?;
     let users = parse_users(
         &txn,
         ctx,
@@ -583,7 +584,7 @@ pub async fn update(
 ) -> Result<TargetView, Error> {
     ctx.require(Permission::CrmAssign)?;
     let cx = CrmContext::load(db, ctx).await?;
-    let txn = db.begin().await.map_err(db_err)?;
+    let txn = begin_write(db).await.map_err(db_err)?;
     let current = find(&txn, ctx, cx.scope, id).await?;
     let mut checks = Checks::new();
     if let Some(metric) = patch.metric.as_deref()
@@ -695,7 +696,7 @@ pub async fn delete(
 ) -> Result<(), Error> {
     ctx.require(Permission::CrmAssign)?;
     let cx = CrmContext::load(db, ctx).await?;
-    let txn = db.begin().await.map_err(db_err)?;
+    let txn = begin_write(db).await.map_err(db_err)?;
     let current = find(&txn, ctx, cx.scope, id).await?;
     let deleted = targets::Entity::update_many()
         .col_expr(targets::Column::DeletedAt, Expr::value(now))

@@ -34,7 +34,7 @@ use edge_tenancy::{Permission, TenantContext};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
-    QueryFilter, QueryOrder, TransactionTrait,
+    QueryFilter, QueryOrder,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -47,6 +47,7 @@ use super::records::{
 };
 use super::visibility::Scope;
 use crate::audit::{self, Actor, ClientInfo};
+use crate::db::begin_write;
 use crate::entities::{ticket_comments, tickets};
 
 /// Every status, in the order a ticket usually moves through them.
@@ -324,7 +325,7 @@ pub async fn create(
     };
 
     let cx = CrmContext::load(db, ctx).await?;
-    let txn = db.begin().await.map_err(db_err)?;
+    let txn = begin_write(db).await.map_err(db_err)?;
     ensure_subject(
         &txn,
         ctx.org(),
@@ -533,7 +534,7 @@ pub async fn update(
     checks.finish()?;
 
     let cx = CrmContext::load(db, ctx).await?;
-    let txn = db.begin().await.map_err(db_err)?;
+    let txn = begin_write(db).await.map_err(db_err)?;
     let current = find(&txn, ctx, cx.scope, id).await?;
     let mut row = tickets::ActiveModel::default();
     let mut changed: Vec<&str> = Vec::new();
@@ -648,7 +649,7 @@ pub async fn delete(
 ) -> Result<(), Error> {
     ctx.require(Permission::CrmDelete)?;
     let cx = CrmContext::load(db, ctx).await?;
-    let txn = db.begin().await.map_err(db_err)?;
+    let txn = begin_write(db).await.map_err(db_err)?;
     let current = find(&txn, ctx, cx.scope, id).await?;
     let deleted = tickets::Entity::update_many()
         .col_expr(tickets::Column::DeletedAt, Expr::value(now))
@@ -723,7 +724,7 @@ pub async fn comment(
     ctx.require(Permission::CrmWrite)?;
     let body = comment_body(input)?;
     let cx = CrmContext::load(db, ctx).await?;
-    let txn = db.begin().await.map_err(db_err)?;
+    let txn = begin_write(db).await.map_err(db_err)?;
     let ticket = find(&txn, ctx, cx.scope, ticket_id).await?;
     refuse_if_closed(&ticket)?;
     let row = ticket_comments::Model {
@@ -779,7 +780,7 @@ pub async fn update_comment(
     ctx.require(Permission::CrmWrite)?;
     let body = comment_body(input)?;
     let cx = CrmContext::load(db, ctx).await?;
-    let txn = db.begin().await.map_err(db_err)?;
+    let txn = begin_write(db).await.map_err(db_err)?;
     let ticket = find(&txn, ctx, cx.scope, ticket_id).await?;
     let current = find_comment(&txn, &ticket, comment_id).await?;
     let me = caller(ctx);
@@ -824,7 +825,7 @@ pub async fn delete_comment(
 ) -> Result<(), Error> {
     ctx.require(Permission::CrmDelete)?;
     let cx = CrmContext::load(db, ctx).await?;
-    let txn = db.begin().await.map_err(db_err)?;
+    let txn = begin_write(db).await.map_err(db_err)?;
     let ticket = find(&txn, ctx, cx.scope, ticket_id).await?;
     let current = find_comment(&txn, &ticket, comment_id).await?;
     ticket_comments::Entity::update_many()

@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use edge_core::{Country, Currency, Error, Money, Msisdn, OrgId, Page};
 use edge_tenancy::TenantContext;
 use sea_orm::EntityTrait as _;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -27,10 +27,9 @@ use super::extract::{Json, Path, Query, idempotency_key, page_request};
 use crate::AppState;
 use crate::audit::{Actor, Entry};
 use crate::entities::{organizations, relationships};
-use crate::events::Event;
-use crate::payments::requests::{MpesaRequest, NewRequest, RequestKind, Sent};
+use crate::payments::requests::{NewRequest, RequestKind, Sent};
 use crate::payments::stk::{NewPayment, Started};
-use crate::payments::{Payment, PaymentFilter, Purpose};
+use crate::payments::{Payment, PaymentDetail, PaymentFilter, Purpose};
 
 /// The organization's currency and country.
 pub(crate) async fn organization(
@@ -372,33 +371,13 @@ pub async fn list(
     ))
 }
 
-/// A payment with its history.
-#[derive(Debug, Serialize)]
-pub struct PaymentDetail {
-    #[serde(flatten)]
-    payment: Payment,
-    /// Every state change, oldest first.
-    history: Vec<Event>,
-    /// Its transaction status queries and reversals, oldest first.
-    requests: Vec<MpesaRequest>,
-}
-
 /// `GET /payments/{id}`: the payment, its history and its requests (for polling).
 pub async fn get(
     State(state): State<AppState>,
     ctx: TenantContext,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<PaymentDetail>, ApiError> {
-    let payment = state.payments.get(ctx.org(), id).await?;
-    let history = crate::events::about(&state.db, ctx.org(), id)
-        .await
-        .map_err(Error::internal)?;
-    let requests = state.payments.requests(ctx.org(), id).await?;
-    Ok(axum::Json(PaymentDetail {
-        payment,
-        history,
-        requests,
-    }))
+    Ok(axum::Json(state.payments.detail(ctx.org(), id).await?))
 }
 
 /// `POST /payments/{id}/status-query` body (optional).

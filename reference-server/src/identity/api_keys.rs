@@ -7,12 +7,12 @@ use edge_tenancy::{Permission, Role, TenantContext};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    TransactionTrait,
 };
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, Actor, ClientInfo};
+use crate::db::begin_write;
 use crate::entities::api_keys;
 
 /// What creating a key needs.
@@ -114,7 +114,7 @@ pub async fn create(
         return Err(Error::Validation(problems));
     }
 
-    let txn = db.begin().await.map_err(Error::internal)?;
+    let txn = begin_write(db).await.map_err(Error::internal)?;
     let active = api_keys::Entity::find()
         .filter(api_keys::Column::OrganizationId.eq(ctx.org().as_uuid()))
         .filter(api_keys::Column::RevokedAt.is_null())
@@ -186,7 +186,7 @@ pub async fn revoke(
     id: ApiKeyId,
 ) -> Result<(), Error> {
     ctx.require(Permission::ApiKeysManage)?;
-    let txn = db.begin().await.map_err(Error::internal)?;
+    let txn = begin_write(db).await.map_err(Error::internal)?;
     let row = api_keys::Entity::find_by_id((ctx.org().as_uuid(), id.as_uuid()))
         .one(&txn)
         .await

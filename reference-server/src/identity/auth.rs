@@ -16,13 +16,14 @@ use edge_tenancy::{JwtCodec, Quota, RateKey, RateLimiter, Role, TenantContext, T
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, SqlErr, TransactionTrait,
+    QueryFilter, QueryOrder, SqlErr, TransactionTrait as _,
 };
 use secrecy::SecretString;
 use serde::Serialize;
 
 use super::{passwords, tokens};
 use crate::audit::{self, Actor, ClientInfo};
+use crate::db::begin_write;
 use crate::entities::{memberships, organizations, refresh_tokens, sessions, users};
 
 /// How long a session lasts at most; refresh tokens cannot outlive it.
@@ -196,22 +197,42 @@ impl Auth {
 
         let password_hash = passwords::hash(input.password).await?;
         let now = self.clock.now();
-        let txn = self.db.begin().await?;
-        let slug = self.free_slug(&txn, &organization_name).await?;
+        let txn = begin_write(&self.db).await?;
         // A new organization starts on the default plan, with a first period as a trial.
         let plan = crate::billing::plans::find(&txn, crate::billing::plans::DEFAULT_PLAN).await?;
-        let organization = organizations::Model::new_active(
-            slug,
-            organization_name,
-            "KES".into(),
-            "KE".into(),
-            plan.code.clone(),
-            now,
-        );
+        // On PostgreSQL a concurrent sign-up can take the free slug between the check and
+        // the insert (on SQLite the write lock keeps sign-ups apart): the insert runs in a
+        // savepoint, and a slug taken meanwhile is looked for again.
+        let mut attempt = 0;
+        let organization = loop {
+            let slug = self.free_slug(&txn, &organization_name).await?;
+            let organization = organizations::Model::new_active(
+                slug,
+                organization_name.clone(),
+                "KES".into(),
+                "KE".into(),
+                plan.code.clone(),
+                now,
+            );
+            let savepoint = txn.begin().await?;
+            match organizations::Entity::insert(organizations::ActiveModel::from(
+                organization.clone(),
+            ))
+            .exec_without_returning(&savepoint)
+            .await
+            {
+                Ok(_) => {
+                    savepoint.commit().await?;
+                    break organization;
+                }
+                Err(e) if attempt < 3 && is_slug_taken(&e) => {
+                    savepoint.rollback().await?;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
         let org = OrgId::from_uuid(organization.id);
-        organizations::Entity::insert(organizations::ActiveModel::from(organization.clone()))
-            .exec_without_returning(&txn)
-            .await?;
         crate::billing::subscriptions::start(&txn, org, &plan, now).await?;
         crate::crm::pipelines::create_default(&txn, org, now).await?;
         let user = users::Model {
@@ -330,7 +351,7 @@ impl Auth {
     ) -> Result<Login, AuthError> {
         let org = OrgId::from_uuid(organization.id);
         let now = self.clock.now();
-        let txn = self.db.begin().await?;
+        let txn = begin_write(&self.db).await?;
         if organization.single_active_session {
             sessions::Entity::update_many()
                 .col_expr(sessions::Column::RevokedAt, Expr::value(now))
@@ -467,7 +488,7 @@ impl Auth {
         }
         let (organization, role) = self.choose_organization(&user, Some(org)).await?;
 
-        let txn = self.db.begin().await?;
+        let txn = begin_write(&self.db).await?;
         let refresh = self
             .issue_refresh_token(&txn, org, session_id, session.expires_at, now)
             .await?;
@@ -517,7 +538,7 @@ impl Auth {
         }
         let hash = passwords::hash(new).await?;
         let now = self.clock.now();
-        let txn = self.db.begin().await?;
+        let txn = begin_write(&self.db).await?;
         users::Entity::update_many()
             .col_expr(users::Column::PasswordHash, Expr::value(hash))
             .col_expr(users::Column::UpdatedAt, Expr::value(now))
@@ -676,6 +697,14 @@ impl Auth {
         self.limiter.check(&key, quota).await?.into_result()?;
         Ok(())
     }
+}
+
+/// Whether an insert failed because another organization has the slug.
+fn is_slug_taken(err: &DbErr) -> bool {
+    matches!(
+        err.sql_err(),
+        Some(SqlErr::UniqueConstraintViolation(message)) if message.contains("slug")
+    )
 }
 
 fn user_session(ctx: &TenantContext) -> Result<(UserId, SessionId), AuthError> {

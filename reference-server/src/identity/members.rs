@@ -2,6 +2,7 @@
 //! role, deactivating and reactivating. A role change or deactivation ends the member's
 //! sessions in the organization at once, so it takes effect on their next request.
 
+use crate::db::begin_write;
 use crate::db::db_err;
 use std::str::FromStr as _;
 
@@ -11,7 +12,7 @@ use edge_tenancy::{Permission, Role, TenantContext};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, TransactionTrait,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
 };
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -126,7 +127,7 @@ pub async fn invite(
             "cannot be higher than your own role",
         ));
     }
-    let txn = db.begin().await.map_err(db_err)?;
+    let txn = begin_write(db).await.map_err(db_err)?;
     let members = memberships::Entity::find()
         .filter(memberships::Column::OrganizationId.eq(ctx.org().as_uuid()))
         .filter(memberships::Column::Status.eq("active"))
@@ -259,7 +260,7 @@ pub async fn accept(
         }
     };
 
-    let txn = db.begin().await.map_err(db_err)?;
+    let txn = begin_write(db).await.map_err(db_err)?;
     // Claim the invitation: only one acceptance wins.
     let claimed = invitations::Entity::update_many()
         .col_expr(invitations::Column::AcceptedAt, Expr::value(now))
@@ -340,7 +341,7 @@ pub async fn change_role(
     if ctx.user() == Some(user) {
         return Err(Error::Conflict("you cannot change your own role".into()));
     }
-    let txn = db.begin().await.map_err(db_err)?;
+    let txn = begin_write(db).await.map_err(db_err)?;
     let current = membership(&txn, ctx.org(), user)
         .await?
         .ok_or(Error::not_found("user"))?;
@@ -378,7 +379,7 @@ pub async fn set_active(
             "you cannot deactivate or reactivate yourself".into(),
         ));
     }
-    let txn = db.begin().await.map_err(db_err)?;
+    let txn = begin_write(db).await.map_err(db_err)?;
     let current = membership(&txn, ctx.org(), user)
         .await?
         .ok_or(Error::not_found("user"))?;

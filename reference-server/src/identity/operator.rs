@@ -7,7 +7,7 @@ use edge_tenancy::{Permission, Role, TenantContext};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    QuerySelect,
 };
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -18,6 +18,7 @@ use super::members::INVITATION_TTL_DAYS;
 use super::{passwords, tokens};
 use crate::audit::{self, Actor, ClientInfo};
 use crate::billing::{plans, subscriptions};
+use crate::db::begin_write;
 use crate::entities::{invitations, memberships, organizations, users};
 
 /// The slug of the organization operators belong to.
@@ -131,7 +132,7 @@ pub async fn create_organization(
         return Err(Error::Validation(problems));
     };
 
-    let txn = db.begin().await.map_err(Error::internal)?;
+    let txn = begin_write(db).await.map_err(Error::internal)?;
     if organizations::Entity::find()
         .filter(organizations::Column::Slug.eq(&slug))
         .one(&txn)
@@ -223,7 +224,7 @@ pub async fn set_organization_active(
             "you cannot suspend your own organization".into(),
         ));
     }
-    let txn = db.begin().await.map_err(Error::internal)?;
+    let txn = begin_write(db).await.map_err(Error::internal)?;
     organizations::Entity::find_by_id(org.as_uuid())
         .one(&txn)
         .await
@@ -275,7 +276,7 @@ pub async fn create_operator(
     }
     passwords::check_new("password", &password)?;
     let hash = passwords::hash(password).await?;
-    let txn = db.begin().await.map_err(Error::internal)?;
+    let txn = begin_write(db).await.map_err(Error::internal)?;
     let platform = match organizations::Entity::find()
         .filter(organizations::Column::Slug.eq(PLATFORM_SLUG))
         .one(&txn)

@@ -2,13 +2,12 @@
 
 use edge_core::{Currency, Error, FieldError};
 use edge_tenancy::{Permission, TenantContext};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, DatabaseConnection, EntityTrait, SqlErr, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, DatabaseConnection, EntityTrait, SqlErr};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::audit::{self, Actor, ClientInfo};
+use crate::db::begin_write;
 use crate::entities::organizations;
 use crate::organization_settings::OrganizationSettings;
 
@@ -176,7 +175,7 @@ pub async fn update(
         return Ok(current);
     }
     row.updated_at = Set(now);
-    let txn = db.begin().await.map_err(Error::internal)?;
+    let txn = begin_write(db).await.map_err(Error::internal)?;
     let updated = row.update(&txn).await.map_err(|e| match e.sql_err() {
         Some(SqlErr::UniqueConstraintViolation(_)) => {
             Error::Conflict("that custom domain is already used by another organization".into())
@@ -216,7 +215,7 @@ pub async fn replace_settings(
     let mut row: organizations::ActiveModel = current.into();
     row.settings = Set(serde_json::to_value(&settings).map_err(Error::internal)?);
     row.updated_at = Set(now);
-    let txn = db.begin().await.map_err(Error::internal)?;
+    let txn = begin_write(db).await.map_err(Error::internal)?;
     row.update(&txn).await.map_err(Error::internal)?;
     audit::Entry::new(ctx.org(), Actor::of(ctx), "organization.settings_update")
         .target("organization", ctx.org())

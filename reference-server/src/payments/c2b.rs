@@ -44,9 +44,7 @@ use edge_mpesa::{
 };
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ColumnTrait as _, EntityTrait as _, QueryFilter as _, QuerySelect as _, TransactionTrait as _,
-};
+use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _, QuerySelect as _};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
@@ -55,6 +53,7 @@ use super::accounts::{Account, C2bRefusal, upstream};
 use super::inbox::{CallbackKind, Handled, Processed};
 use super::settle::{Outcome, Source};
 use super::{PaymentStatus, Payments, Purpose, db_err, is_unique_violation};
+use crate::db::begin_write;
 use crate::entities::{mpesa_callbacks, mpesa_settings, organizations, payments, relationships};
 
 /// The longest `TransID` accepted (M-Pesa's are 10 characters).
@@ -584,7 +583,7 @@ impl Payments {
         row.description = Set(truncate(&description, 64));
         row.relationship_id = Set(relationship);
         row.receipt = Set(Some(paid.receipt.clone()));
-        let txn = self.db.begin().await.map_err(db_err)?;
+        let txn = begin_write(&self.db).await.map_err(db_err)?;
         match payments::Entity::insert(row)
             .exec_without_returning(&txn)
             .await

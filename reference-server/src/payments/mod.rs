@@ -53,13 +53,15 @@ use chrono::{DateTime, Utc};
 use edge_core::{Currency, Error, Money, OrgId, SharedClock};
 use edge_mpesa::DarajaClient;
 use edge_tenancy::Keyring;
-use sea_orm::DatabaseConnection;
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 use secrecy::SecretString;
 use serde::Serialize;
 use uuid::Uuid;
 
+use self::requests::MpesaRequest;
 use crate::config::MpesaConfig;
 use crate::entities::payments;
+use crate::events::Event;
 
 /// Where a payment stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -378,13 +380,52 @@ impl Payments {
     }
 
     pub(crate) async fn row(&self, org: OrgId, id: Uuid) -> Result<payments::Model, Error> {
-        use sea_orm::EntityTrait as _;
-        payments::Entity::find_by_id((org.as_uuid(), id))
-            .one(&self.db)
-            .await
-            .map_err(db_err)?
-            .ok_or(Error::not_found("payment"))
+        row_in(&self.db, org, id).await
     }
+
+    /// One payment of `org` with its history and its requests, or `NotFound`.
+    ///
+    /// The three are read in one snapshot: a request's row and its history event are
+    /// committed together, so a reader polling for a request's result sees its event
+    /// with it, never the row alone.
+    pub async fn detail(&self, org: OrgId, id: Uuid) -> Result<PaymentDetail, Error> {
+        let txn = crate::db::begin_read(&self.db).await.map_err(db_err)?;
+        let payment = Payment::from_row(&row_in(&txn, org, id).await?)?;
+        let history = crate::events::about(&txn, org, id).await.map_err(db_err)?;
+        let requests = requests::of_payment(&txn, org, id).await?;
+        txn.commit().await.map_err(db_err)?;
+        Ok(PaymentDetail {
+            payment,
+            history,
+            requests,
+        })
+    }
+}
+
+/// One payment of `org`, or `NotFound`.
+async fn row_in<C: ConnectionTrait>(
+    conn: &C,
+    org: OrgId,
+    id: Uuid,
+) -> Result<payments::Model, Error> {
+    use sea_orm::EntityTrait as _;
+    payments::Entity::find_by_id((org.as_uuid(), id))
+        .one(conn)
+        .await
+        .map_err(db_err)?
+        .ok_or(Error::not_found("payment"))
+}
+
+/// A payment with its history and its requests (`GET /payments/{id}`).
+#[derive(Debug, Serialize)]
+pub struct PaymentDetail {
+    /// The payment.
+    #[serde(flatten)]
+    pub payment: Payment,
+    /// Every state change, oldest first.
+    pub history: Vec<Event>,
+    /// Its transaction status queries and reversals, oldest first.
+    pub requests: Vec<MpesaRequest>,
 }
 
 /// Filters of `GET /payments`.

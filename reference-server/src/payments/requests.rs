@@ -33,8 +33,8 @@ use edge_mpesa::{Reversal, TransactionStatusQuery, parse_result};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{
-    ColumnTrait as _, EntityTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _,
-    TransactionTrait as _,
+    ColumnTrait as _, ConnectionTrait, EntityTrait as _, QueryFilter as _, QueryOrder as _,
+    QuerySelect as _,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -43,6 +43,7 @@ use uuid::Uuid;
 use super::accounts::upstream;
 use super::inbox::{CallbackKind, Handled, Processed, UNMATCHED_RETRY_WINDOW};
 use super::{PaymentStatus, Payments, Purpose, db_err, is_unique_violation};
+use crate::db::begin_write;
 use crate::entities::{mpesa_callbacks, mpesa_requests, payments};
 
 /// What M-Pesa is asked about a payment.
@@ -144,6 +145,42 @@ impl MpesaRequest {
             completed_at: row.completed_at,
         })
     }
+}
+
+/// A payment's requests, oldest first.
+pub(crate) async fn of_payment<C: ConnectionTrait>(
+    conn: &C,
+    org: OrgId,
+    payment_id: Uuid,
+) -> Result<Vec<MpesaRequest>, Error> {
+    mpesa_requests::Entity::find()
+        .filter(mpesa_requests::Column::OrganizationId.eq(org.as_uuid()))
+        .filter(mpesa_requests::Column::PaymentId.eq(payment_id))
+        .order_by_asc(mpesa_requests::Column::Id)
+        .all(conn)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(MpesaRequest::from_row)
+        .collect()
+}
+
+/// Marks a successful reversal's effect carried out (once).
+async fn mark_applied<C: ConnectionTrait>(
+    conn: &C,
+    org: OrgId,
+    request: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    mpesa_requests::Entity::update_many()
+        .col_expr(mpesa_requests::Column::AppliedAt, Expr::value(now))
+        .filter(mpesa_requests::Column::OrganizationId.eq(org.as_uuid()))
+        .filter(mpesa_requests::Column::Id.eq(request))
+        .filter(mpesa_requests::Column::AppliedAt.is_null())
+        .exec(conn)
+        .await
+        .map_err(db_err)?;
+    Ok(())
 }
 
 /// A request to send.
@@ -373,7 +410,7 @@ impl Payments {
                 created_at: Set(now),
                 completed_at: Set(None),
             };
-            let txn = self.db.begin().await.map_err(db_err)?;
+            let txn = begin_write(&self.db).await.map_err(db_err)?;
             match mpesa_requests::Entity::insert(row)
                 .exec_without_returning(&txn)
                 .await
@@ -455,16 +492,7 @@ impl Payments {
 
     /// A payment's requests, oldest first.
     pub async fn requests(&self, org: OrgId, payment_id: Uuid) -> Result<Vec<MpesaRequest>, Error> {
-        mpesa_requests::Entity::find()
-            .filter(mpesa_requests::Column::OrganizationId.eq(org.as_uuid()))
-            .filter(mpesa_requests::Column::PaymentId.eq(payment_id))
-            .order_by_asc(mpesa_requests::Column::Id)
-            .all(&self.db)
-            .await
-            .map_err(db_err)?
-            .iter()
-            .map(MpesaRequest::from_row)
-            .collect()
+        of_payment(&self.db, org, payment_id).await
     }
 
     /// Completes a request once, with its event. `false` when it was already complete
@@ -519,7 +547,7 @@ impl Payments {
                         .add(mpesa_requests::Column::TimedOutAt.is_not_null()),
                 );
         }
-        let txn = self.db.begin().await.map_err(db_err)?;
+        let txn = begin_write(&self.db).await.map_err(db_err)?;
         let changed = update.exec(&txn).await.map_err(db_err)?.rows_affected == 1;
         if !changed {
             txn.rollback().await.map_err(db_err)?;
@@ -746,21 +774,17 @@ impl Payments {
                     Err(other) => return Err(other),
                 }
             }
-            self.mark_reversed(org, &payment, to, reason, request.id, debit)
-                .await?;
+            // Marks the request applied in the same transaction.
+            return self
+                .mark_reversed(org, &payment, to, reason, request.id, debit)
+                .await;
         }
-        mpesa_requests::Entity::update_many()
-            .col_expr(mpesa_requests::Column::AppliedAt, Expr::value(self.now()))
-            .filter(mpesa_requests::Column::OrganizationId.eq(org.as_uuid()))
-            .filter(mpesa_requests::Column::Id.eq(request_id))
-            .filter(mpesa_requests::Column::AppliedAt.is_null())
-            .exec(&self.db)
-            .await
-            .map_err(db_err)?;
-        Ok(())
+        mark_applied(&self.db, org, request_id, self.now()).await
     }
 
-    /// Moves a succeeded payment to `reversed` (or `needs_review`), with its event.
+    /// Moves a succeeded payment to `reversed` (or `needs_review`), with its event, and
+    /// marks the reversal request applied, in one transaction: a reader that sees the
+    /// payment moved sees the request applied.
     async fn mark_reversed(
         &self,
         org: OrgId,
@@ -771,7 +795,7 @@ impl Payments {
         debit: Option<Uuid>,
     ) -> Result<(), Error> {
         let now = self.now();
-        let txn = self.db.begin().await.map_err(db_err)?;
+        let txn = begin_write(&self.db).await.map_err(db_err)?;
         let changed = payments::Entity::update_many()
             .col_expr(payments::Column::Status, Expr::value(to.as_str()))
             .col_expr(payments::Column::ReviewReason, Expr::value(reason.clone()))
@@ -785,7 +809,9 @@ impl Payments {
             .rows_affected
             == 1;
         if !changed {
-            txn.rollback().await.map_err(db_err)?;
+            // Moved already (by another delivery of the result): only mark this applied.
+            mark_applied(&txn, org, request, now).await?;
+            txn.commit().await.map_err(db_err)?;
             return Ok(());
         }
         crate::events::record(
@@ -808,6 +834,7 @@ impl Payments {
         )
         .await
         .map_err(db_err)?;
+        mark_applied(&txn, org, request, now).await?;
         txn.commit().await.map_err(db_err)?;
         tracing::info!(payment = %payment.id, %request, to = %to, "payment reversed");
         Ok(())

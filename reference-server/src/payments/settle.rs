@@ -10,11 +10,12 @@
 use chrono::{DateTime, Utc};
 use edge_core::{Account, Error, IdempotencyKey, Money, OrgId, TransferRequest};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _, TransactionTrait as _};
+use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _};
 use serde_json::json;
 use uuid::Uuid;
 
 use super::{Payment, PaymentStatus, Payments, Purpose, db_err};
+use crate::db::begin_write;
 use crate::entities::payments;
 
 /// What M-Pesa (or an operator) says happened.
@@ -178,7 +179,7 @@ impl Payments {
                 }
                 Outcome::Unknown { .. } => {}
             }
-            let txn = self.db.begin().await.map_err(db_err)?;
+            let txn = begin_write(&self.db).await.map_err(db_err)?;
             let result = update
                 .filter(payments::Column::OrganizationId.eq(org.as_uuid()))
                 .filter(payments::Column::Id.eq(id))
@@ -437,7 +438,7 @@ impl Payments {
             debit = Some(transfer.value.id.as_uuid());
         }
         let now = self.now();
-        let txn = self.db.begin().await.map_err(db_err)?;
+        let txn = begin_write(&self.db).await.map_err(db_err)?;
         let result = payments::Entity::update_many()
             .col_expr(payments::Column::Status, Expr::value(to.as_str()))
             .col_expr(payments::Column::UpdatedAt, Expr::value(now))

@@ -9,13 +9,14 @@ use edge_core::{Error, Money, Msisdn, OrgId};
 use edge_mpesa::StkPush;
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _, TransactionTrait as _};
+use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _};
 use serde_json::json;
 use sha2::Digest as _;
 use uuid::Uuid;
 
 use super::accounts::upstream;
 use super::{Payment, PaymentStatus, Payments, Purpose, db_err, is_unique_violation};
+use crate::db::begin_write;
 use crate::entities::payments;
 
 /// What to ask a payer for.
@@ -130,7 +131,7 @@ impl Payments {
                 .unwrap_or(chrono::TimeDelta::MAX),
         ));
         row.created_by = Set(new.created_by);
-        let txn = self.db.begin().await.map_err(db_err)?;
+        let txn = begin_write(&self.db).await.map_err(db_err)?;
         match payments::Entity::insert(row)
             .exec_without_returning(&txn)
             .await

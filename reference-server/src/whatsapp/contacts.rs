@@ -14,12 +14,13 @@ use edge_core::{Country, Error, Msisdn, OrgId};
 use sea_orm::ActiveValue::Set;
 use sea_orm::{
     ColumnTrait as _, ConnectionTrait, DatabaseConnection, EntityTrait as _, QueryFilter as _,
-    QueryOrder as _, TransactionTrait as _,
+    QueryOrder as _,
 };
 use serde_json::json;
 use uuid::Uuid;
 
 use super::{db_err, is_unique_violation};
+use crate::db::begin_write;
 use crate::entities::{organizations, prospects, relationships, whatsapp_conversations};
 
 /// The lead source of prospects created from WhatsApp.
@@ -260,7 +261,7 @@ pub async fn conversation_for_sender(
                     sender.name.clone(),
                     now,
                 );
-                let txn = conn.begin().await.map_err(db_err)?;
+                let txn = begin_write(conn).await.map_err(db_err)?;
                 match insert(&txn, &row).await {
                     Ok(()) => {}
                     // Another delivery of the same sender won: read its conversation.

@@ -9,12 +9,13 @@
 use chrono::{TimeZone as _, Utc};
 use edge_core::{Error, OrgId};
 use edge_whatsapp::webhook::{InboundMessage, MessageContent};
-use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _, TransactionTrait as _};
+use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _};
 use serde_json::json;
 use uuid::Uuid;
 
 use super::contacts::{self, Sender};
 use super::{MessageStatus, WhatsApp, db_err, is_unique_violation, preview};
+use crate::db::begin_write;
 use crate::entities::{whatsapp_messages, whatsapp_numbers};
 
 /// What receiving an inbound message did.
@@ -143,7 +144,7 @@ impl WhatsApp {
             created_at: now,
             updated_at: now,
         };
-        let txn = self.db.begin().await.map_err(db_err)?;
+        let txn = begin_write(&self.db).await.map_err(db_err)?;
         match whatsapp_messages::Entity::insert(whatsapp_messages::ActiveModel::from(row.clone()))
             .exec_without_returning(&txn)
             .await

@@ -15,7 +15,7 @@ use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, EntityTrait as _, QueryFilter as _,
-    QueryOrder as _, TransactionTrait as _,
+    QueryOrder as _,
 };
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
@@ -24,6 +24,7 @@ use uuid::Uuid;
 
 use super::{WhatsApp, db_err, is_unique_violation};
 use crate::audit::{self, Actor, ClientInfo};
+use crate::db::begin_write;
 use crate::entities::whatsapp_numbers;
 
 /// What the sealed access token is sealed for.
@@ -247,7 +248,7 @@ impl WhatsApp {
             .map_err(Error::internal)?
             .to_string();
         let now = self.now();
-        let txn = self.db.begin().await.map_err(db_err)?;
+        let txn = begin_write(&self.db).await.map_err(db_err)?;
         let has_default = whatsapp_numbers::Entity::find()
             .filter(whatsapp_numbers::Column::OrganizationId.eq(org.as_uuid()))
             .filter(whatsapp_numbers::Column::Status.eq("connected"))
@@ -410,7 +411,7 @@ impl WhatsApp {
             None => None,
         };
         let now = self.now();
-        let txn = self.db.begin().await.map_err(db_err)?;
+        let txn = begin_write(&self.db).await.map_err(db_err)?;
         let mut row: whatsapp_numbers::ActiveModel = current.clone().into();
         let mut changed = Vec::new();
         if let (Some(token), Some(verified)) = (&patch.access_token, verified) {
@@ -464,7 +465,7 @@ impl WhatsApp {
             return Ok(NumberView::from(&current));
         }
         let now = self.now();
-        let txn = self.db.begin().await.map_err(db_err)?;
+        let txn = begin_write(&self.db).await.map_err(db_err)?;
         let mut row: whatsapp_numbers::ActiveModel = current.clone().into();
         row.status = Set("disconnected".into());
         row.routing_key = Set(None);

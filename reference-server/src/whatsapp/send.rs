@@ -23,7 +23,7 @@ use edge_whatsapp::message::{
 };
 use edge_whatsapp::{ErrorClass, PhoneNumberId};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _, TransactionTrait as _};
+use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
@@ -33,6 +33,7 @@ use super::contacts::{self, Sender};
 use super::conversations::MessageView;
 use super::{ChargeStatus, MessageStatus, WhatsApp, db_err, is_unique_violation, preview};
 use crate::billing::plans::MessageCategory;
+use crate::db::begin_write;
 use crate::entities::{organizations, whatsapp_conversations, whatsapp_messages, whatsapp_numbers};
 
 /// A send request.
@@ -729,9 +730,7 @@ impl WhatsApp {
             created_at: now,
             updated_at: now,
         };
-        let txn = self
-            .db
-            .begin()
+        let txn = begin_write(&self.db)
             .await
             .map_err(|e| StoreError::Other(db_err(e)))?;
         whatsapp_messages::Entity::insert(whatsapp_messages::ActiveModel::from(row.clone()))
@@ -779,7 +778,7 @@ impl WhatsApp {
         attempts: i32,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
-        let txn = self.db.begin().await.map_err(db_err)?;
+        let txn = begin_write(&self.db).await.map_err(db_err)?;
         let mut update = whatsapp_messages::Entity::update_many()
             .col_expr(whatsapp_messages::Column::Attempts, Expr::value(attempts))
             .col_expr(
@@ -897,7 +896,7 @@ impl WhatsApp {
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
         let (code, title, detail) = error_parts(err);
-        let txn = self.db.begin().await.map_err(db_err)?;
+        let txn = begin_write(&self.db).await.map_err(db_err)?;
         whatsapp_messages::Entity::update_many()
             .col_expr(whatsapp_messages::Column::Attempts, Expr::value(attempts))
             .col_expr(

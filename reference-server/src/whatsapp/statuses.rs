@@ -14,13 +14,12 @@ use edge_core::{Currency, Error, HoldId, IdempotencyKey, Money, OrgId};
 use edge_whatsapp::webhook::{DeliveryStatus, StatusUpdate};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ColumnTrait as _, ConnectionTrait, EntityTrait as _, QueryFilter as _, TransactionTrait as _,
-};
+use sea_orm::{ColumnTrait as _, ConnectionTrait, EntityTrait as _, QueryFilter as _};
 use serde_json::json;
 use uuid::Uuid;
 
 use super::{ChargeStatus, MessageStatus, WhatsApp, db_err};
+use crate::db::begin_write;
 use crate::entities::{whatsapp_message_statuses, whatsapp_messages};
 
 /// An error's code, title and details, as stored.
@@ -201,7 +200,7 @@ impl WhatsApp {
         error: Option<ErrorParts>,
     ) -> Result<bool, Error> {
         let now = self.now();
-        let txn = self.db.begin().await.map_err(db_err)?;
+        let txn = begin_write(&self.db).await.map_err(db_err)?;
         let new = record_timeline(
             &txn,
             org,
@@ -338,7 +337,7 @@ impl WhatsApp {
         to: ChargeStatus,
     ) -> Result<(), Error> {
         let now = self.now();
-        let txn = self.db.begin().await.map_err(db_err)?;
+        let txn = begin_write(&self.db).await.map_err(db_err)?;
         let moved = whatsapp_messages::Entity::update_many()
             .col_expr(
                 whatsapp_messages::Column::ChargeStatus,

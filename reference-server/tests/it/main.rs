@@ -10,6 +10,7 @@ mod activities;
 mod auth;
 mod billing;
 mod cli_process;
+mod concurrency;
 mod crm_support;
 mod deals;
 mod errors;
