@@ -16,6 +16,7 @@
 
 pub mod audit;
 pub mod billing;
+pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod crm;
