@@ -87,6 +87,10 @@ pub struct Config {
     /// `EDGE_REDIS_URL`: when set, rate limits are shared by every server node through
     /// Redis; otherwise each node limits in memory.
     pub redis_url: Option<String>,
+    /// `EDGE_REALTIME_REDIS_PREFIX`: with `EDGE_REDIS_URL`, the prefix of the Redis
+    /// channels the Socket.IO nodes talk over; nodes share rooms only with nodes of the
+    /// same prefix. Default `edge-socket.io`.
+    pub realtime_redis_prefix: String,
     /// `EDGE_PUBLIC_URL`: the address Daraja reaches this server at, the base of every
     /// callback URL handed to it (e.g. `https://pay.example.com`). Default: the server's
     /// own listening address, which is right in development and with the fake Daraja.
@@ -115,6 +119,7 @@ impl fmt::Debug for Config {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("realtime_redis_prefix", &self.realtime_redis_prefix)
             .field("public_url", &self.public_url)
             .field("mpesa", &self.mpesa)
             .field("whatsapp", &self.whatsapp)
@@ -246,6 +251,10 @@ impl Config {
                 "must start with redis:// (TLS connections to Redis are not supported)",
             ));
         }
+        let realtime_redis_prefix = get("EDGE_REALTIME_REDIS_PREFIX")
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| "edge-socket.io".to_owned());
         let secret_vars = crate::secrets::SECRETS
             .iter()
             .filter_map(|spec| {
@@ -274,6 +283,7 @@ impl Config {
             max_body_bytes,
             shutdown_grace,
             redis_url,
+            realtime_redis_prefix,
             public_url,
             mpesa,
             whatsapp,

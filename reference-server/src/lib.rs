@@ -30,6 +30,7 @@ pub mod migrations;
 pub mod organization_settings;
 pub mod patch;
 pub mod payments;
+pub mod realtime;
 pub mod secrets;
 pub mod seed;
 pub mod startup;
