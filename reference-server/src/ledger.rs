@@ -63,8 +63,8 @@ use edge_core::ledger::rules::{
 };
 use edge_core::{
     Account, Balance, BoxFuture, CaptureRequest, Currency, Entry, EntryId, Error, Hold, HoldId,
-    HoldStatus, IdempotencyKey, Ledger, LedgerEvent, LedgerOutcome, Money, OrgId, Page, PageRequest,
-    ReserveRequest, SharedClock, Transfer, TransferId, TransferRequest,
+    HoldStatus, IdempotencyKey, Ledger, LedgerEvent, LedgerOutcome, Money, OrgId, Page,
+    PageRequest, ReserveRequest, SharedClock, Transfer, TransferId, TransferRequest,
 };
 use sea_orm::{
     ActiveValue::Set, ColumnTrait as _, ConnectionTrait, DatabaseConnection, DatabaseTransaction,

@@ -144,12 +144,12 @@ fn no_room() -> Error {
 
 /// The caller's user: chat is between people, so API keys cannot write or read positions.
 fn member(ctx: &TenantContext) -> Result<Uuid, Error> {
-    ctx.user()
-        .map(|u| u.as_uuid())
-        .ok_or_else(|| Error::Forbidden("chat needs a member's access token, not an API key".into()))
+    ctx.user().map(|u| u.as_uuid()).ok_or_else(|| {
+        Error::Forbidden("chat needs a member's access token, not an API key".into())
+    })
 }
 
-/// Checks that the caller may use `room`: a record that exists in the caller's
+/// Checks that the caller may use `room` (and may chat at all): a record that exists in the caller's
 /// organization and that they may read, or another active member for `dm:`. Everything
 /// else is `not_found` (a `dm:` with oneself is invalid).
 pub async fn authorize(
@@ -157,7 +157,7 @@ pub async fn authorize(
     ctx: &TenantContext,
     room: Room,
 ) -> Result<(), Error> {
-    ctx.require(Permission::CrmRead)?;
+    ctx.require(Permission::ChatUse)?;
     let hidden = |err: Error| match err {
         Error::NotFound { .. } => no_room(),
         other => other,
@@ -451,8 +451,12 @@ pub async fn find_message(
         .await
         .map_err(db_err)?
         .ok_or(Error::not_found("message"))?;
-    let room = Room::from_stored(&row.room_kind, &row.room_key, ctx.user().map(|u| u.as_uuid()))
-        .ok_or(Error::not_found("message"))?;
+    let room = Room::from_stored(
+        &row.room_kind,
+        &row.room_key,
+        ctx.user().map(|u| u.as_uuid()),
+    )
+    .ok_or(Error::not_found("message"))?;
     authorize(db, ctx, room).await.map_err(|err| match err {
         Error::NotFound { .. } => Error::not_found("message"),
         other => other,
@@ -474,7 +478,9 @@ pub async fn edit_message(
     validation(problems)?;
     let (row, room) = find_message(db, ctx, id).await?;
     if row.sender_id != me {
-        return Err(Error::Forbidden("only the author may edit a message".into()));
+        return Err(Error::Forbidden(
+            "only the author may edit a message".into(),
+        ));
     }
     if row.deleted_at.is_some() {
         return Err(Error::not_found("message"));
@@ -616,16 +622,12 @@ pub async fn mark_read(
         .exec(db)
         .await
         .map_err(db_err)?;
-    let position = chat_participants::Entity::find_by_id((
-        org.as_uuid(),
-        me,
-        kind.to_owned(),
-        key.clone(),
-    ))
-    .one(db)
-    .await
-    .map_err(db_err)?
-    .and_then(|p| p.last_read_message_id);
+    let position =
+        chat_participants::Entity::find_by_id((org.as_uuid(), me, kind.to_owned(), key.clone()))
+            .one(db)
+            .await
+            .map_err(db_err)?
+            .and_then(|p| p.last_read_message_id);
     Ok(ReadPosition {
         room: room.to_string(),
         last_read_message_id: position,
@@ -661,7 +663,10 @@ pub async fn history(
         .all(db)
         .await
         .map_err(db_err)?;
-    let views = rows.iter().map(|row| MessageView::of(row, viewer)).collect();
+    let views = rows
+        .iter()
+        .map(|row| MessageView::of(row, viewer))
+        .collect();
     Ok(Page::from_overfetch(views, limit, |m: &MessageView| m.id))
 }
 
@@ -685,7 +690,7 @@ pub struct RoomView {
 /// The caller's rooms (record rooms they have joined, posted in or read, and their direct
 /// conversations) that they may still use, most recently active first.
 pub async fn rooms(db: &DatabaseConnection, ctx: &TenantContext) -> Result<Vec<RoomView>, Error> {
-    ctx.require(Permission::CrmRead)?;
+    ctx.require(Permission::ChatUse)?;
     let me = member(ctx)?;
     let org = ctx.org();
     let places = chat_participants::Entity::find()

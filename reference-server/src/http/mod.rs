@@ -824,19 +824,19 @@ pub fn catalog() -> Vec<ApiRoute> {
         ApiRoute::new(
             Method::GET,
             "/chat/rooms",
-            P(Perm::CrmRead),
+            P(Perm::ChatUse),
             get(chat::rooms),
         ),
         ApiRoute::new(
             Method::GET,
             "/chat/rooms/{room}/messages",
-            P(Perm::CrmRead),
+            P(Perm::ChatUse),
             get(chat::messages),
         ),
         ApiRoute::new(
             Method::PUT,
             "/chat/rooms/{room}/read",
-            P(Perm::CrmRead),
+            P(Perm::ChatUse),
             put(chat::mark_read),
         ),
     ]

@@ -17,8 +17,7 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::{
     string_len as text, string_len_null as text_null, text as long_text,
-    timestamp_with_time_zone as time, timestamp_with_time_zone_null as time_null, uuid,
-    uuid_null,
+    timestamp_with_time_zone as time, timestamp_with_time_zone_null as time_null, uuid, uuid_null,
 };
 
 #[derive(DeriveMigrationName)]
@@ -116,7 +115,10 @@ impl MigrationTrait for Migration {
                         .col(ChatMessages::OrganizationId)
                         .col(ChatMessages::Id),
                 )
-                .foreign_key(&mut org_fk(ChatMessages::Table, ChatMessages::OrganizationId))
+                .foreign_key(&mut org_fk(
+                    ChatMessages::Table,
+                    ChatMessages::OrganizationId,
+                ))
                 .foreign_key(&mut user_fk(ChatMessages::Table, ChatMessages::SenderId))
                 .to_owned(),
         )
@@ -170,7 +172,10 @@ impl MigrationTrait for Migration {
                     ChatParticipants::Table,
                     ChatParticipants::OrganizationId,
                 ))
-                .foreign_key(&mut user_fk(ChatParticipants::Table, ChatParticipants::UserId))
+                .foreign_key(&mut user_fk(
+                    ChatParticipants::Table,
+                    ChatParticipants::UserId,
+                ))
                 .to_owned(),
         )
         .await?;

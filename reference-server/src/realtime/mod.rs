@@ -3,9 +3,12 @@
 //! ends connect unchanged.
 //!
 //! - **Handshake**: `io(url, { auth: { token } })` with the same access token as the REST
-//!   API. A missing, invalid or expired token, a revoked session, or a user who is no
-//!   longer a member of the token's organization is refused with `connect_error` and
-//!   the message `unauthorized`.
+//!   API (or an `Authorization: Bearer` header). A missing, invalid or expired token, a
+//!   revoked session, an API key, or a user who is no longer a member of the token's
+//!   organization is refused with `connect_error` and the message `unauthorized`
+//!   (socketioxide sends a message only: `err.data` is not set). A connected socket's
+//!   membership is checked again at most every minute as it sends events; a member
+//!   deactivated meanwhile is disconnected.
 //! - **Rooms**: clients name rooms `prospect:{id}`, `relationship:{id}`, `deal:{id}` and
 //!   `dm:{user_id}` ([`crate::chat::Room`]); inside, every room is prefixed with the
 //!   socket's organization (`o:{org}:deal:{id}`), so whatever a client sends, two
@@ -82,7 +85,10 @@ impl Realtime {
         let inner = match &state.config.redis_url {
             None => {
                 let (layer, io) = builder().build_layer();
-                io.ns("/", connected::<LocalAdapter>().with(authenticate::<LocalAdapter>(hub)));
+                io.ns(
+                    "/",
+                    connected::<LocalAdapter>().with(authenticate::<LocalAdapter>(hub)),
+                );
                 Inner::Local(layer, io)
             }
             Some(url) => {
@@ -239,6 +245,9 @@ fn view_prefix(org: OrgId, user: Uuid) -> String {
 // ---------------------------------------------------------------------------------------
 // Handshake
 
+/// A boxed handler future (socketioxide handlers are async functions of extractors).
+type BoxFuture<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;
+
 /// Why a connection was refused: the client's `connect_error` message.
 #[derive(Debug)]
 struct Unauthorized;
@@ -259,7 +268,7 @@ struct Auth {
 /// sent right after `connect` is never missed).
 fn authenticate<A: Adapter>(
     hub: Arc<Hub>,
-) -> impl Fn(SocketRef<A>, TryData<Value>) -> std::pin::Pin<Box<dyn Future<Output = Result<(), Unauthorized>> + Send>>
+) -> impl Fn(SocketRef<A>, TryData<Value>) -> BoxFuture<Result<(), Unauthorized>>
 + Clone
 + Send
 + Sync
@@ -284,7 +293,7 @@ fn authenticate<A: Adapter>(
             )
             .await
             .map_err(|_| Unauthorized)?;
-            if !member || !ctx.can(Permission::CrmRead) {
+            if !member || !ctx.can(Permission::ChatUse) {
                 return Err(Unauthorized);
             }
             let session = Session {
@@ -318,11 +327,8 @@ fn bearer<A: Adapter>(s: &SocketRef<A>) -> Option<String> {
 }
 
 /// The connect handler: announces the user online if this is their first socket.
-fn connected<A: Adapter>() -> impl Fn(SocketRef<A>, SocketIo<A>) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>>
-+ Clone
-+ Send
-+ Sync
-+ 'static {
+fn connected<A: Adapter>()
+-> impl Fn(SocketRef<A>, SocketIo<A>) -> BoxFuture<()> + Clone + Send + Sync + 'static {
     move |s: SocketRef<A>, io: SocketIo<A>| {
         Box::pin(async move {
             let Some(session) = s.extensions.get::<Session>() else {
@@ -391,7 +397,10 @@ where
     let hub = hub.clone();
     s.on(
         event,
-        move |s: SocketRef<A>, io: SocketIo<A>, TryData(data): TryData<Value>, ack: AckSender<A>| {
+        move |s: SocketRef<A>,
+              io: SocketIo<A>,
+              TryData(data): TryData<Value>,
+              ack: AckSender<A>| {
             let hub = hub.clone();
             let handler = handler.clone();
             async move {
@@ -561,9 +570,14 @@ async fn send_message<A: Adapter>(
     .await?;
     let mine = MessageView::of(&stored.message, Some(session.user));
     if stored.created {
-        deliver(&s, &session, room, &stored.message, "message", |view| {
-            json!({"message": view})
-        })
+        deliver(
+            &s,
+            &session,
+            room,
+            &stored.message,
+            "message",
+            |view| json!({"message": view}),
+        )
         .await;
     }
     Ok(json!({"message": mine}))
@@ -585,7 +599,11 @@ async fn deliver<A: Adapter>(
             let theirs = body(MessageView::of(row, Some(peer)));
             emit_logged(s.to(user_room(session.org, peer)).emit(event, &theirs)).await;
             let mine = body(MessageView::of(row, Some(session.user)));
-            emit_logged(s.to(user_room(session.org, session.user)).emit(event, &mine)).await;
+            emit_logged(
+                s.to(user_room(session.org, session.user))
+                    .emit(event, &mine),
+            )
+            .await;
         }
         record => {
             let view = body(MessageView::of(row, None));
@@ -617,9 +635,14 @@ async fn edit_message<A: Adapter>(
         hub.state.clock.now(),
     )
     .await?;
-    deliver(&s, &session, room, &row, "messageEdited", |view| {
-        json!({"message": view})
-    })
+    deliver(
+        &s,
+        &session,
+        room,
+        &row,
+        "messageEdited",
+        |view| json!({"message": view}),
+    )
     .await;
     Ok(json!({"message": MessageView::of(&row, Some(session.user))}))
 }
@@ -656,9 +679,14 @@ async fn delete_message<A: Adapter>(
         hub.state.clock.now(),
     )
     .await?;
-    deliver(&s, &session, room, &row, "messageDeleted", |view| {
-        json!({"room": view.room, "message_id": view.id})
-    })
+    deliver(
+        &s,
+        &session,
+        room,
+        &row,
+        "messageDeleted",
+        |view| json!({"room": view.room, "message_id": view.id}),
+    )
     .await;
     Ok(json!({"message_id": row.id}))
 }
@@ -695,7 +723,11 @@ async fn typing<A: Adapter>(
                 "user_id": session.user,
                 "typing": input.typing,
             });
-            emit_logged(s.to(record_room(session.org, record)).emit("typing", &event)).await;
+            emit_logged(
+                s.to(record_room(session.org, record))
+                    .emit("typing", &event),
+            )
+            .await;
         }
     }
     Ok(json!({"room": room.to_string()}))
@@ -806,6 +838,7 @@ async fn presence<A: Adapter>(
     session: Session,
     _data: Value,
 ) -> Reply {
+    session.take_token()?;
     let org = session.org;
     let rooms = io
         .within(org_room(org))

@@ -72,7 +72,9 @@ async fn messages_and_presence_cross_nodes_through_redis(backend: Backend) {
     // The member connects to the other node: the admin hears of it.
     js2.connect_ok("member", &acme.member_token).await;
     let online = js1
-        .event_where("admin", "presence", |p| p["user_id"] == acme.member.as_str())
+        .event_where("admin", "presence", |p| {
+            p["user_id"] == acme.member.as_str()
+        })
         .await;
     assert_eq!(online["online"], true);
 

@@ -39,9 +39,7 @@ async fn a_socket_of_another_organization_hears_nothing(app: TestApp) {
         let refused = js.emit("b_admin", "join", json!({"room": name})).await;
         assert_eq!(refused["ok"], false, "{name}");
         assert_eq!(refused["error"]["code"], "not_found", "{name}");
-        let viewing = js
-            .emit("b_admin", "viewing", json!({"record": name}))
-            .await;
+        let viewing = js.emit("b_admin", "viewing", json!({"record": name})).await;
         assert_eq!(viewing["ok"], false, "{name}");
     }
 
@@ -53,8 +51,12 @@ async fn a_socket_of_another_organization_hears_nothing(app: TestApp) {
     }
     js.emit_ok("a_member", "viewing", json!({"record": acme_room}))
         .await;
-    js.emit_ok("a_member", "typing", json!({"room": acme_room, "typing": true}))
-        .await;
+    js.emit_ok(
+        "a_member",
+        "typing",
+        json!({"room": acme_room, "typing": true}),
+    )
+    .await;
     let sent = js
         .emit_ok(
             "a_admin",
@@ -126,9 +128,10 @@ async fn a_socket_of_another_organization_hears_nothing(app: TestApp) {
     );
 
     let rest = js.drain(Duration::from_millis(500)).await;
-    for line in rest.iter().filter(|l| {
-        l["op"] == "event" && l["name"].as_str().is_some_and(|n| n.starts_with("b_"))
-    }) {
+    for line in rest
+        .iter()
+        .filter(|l| l["op"] == "event" && l["name"].as_str().is_some_and(|n| n.starts_with("b_")))
+    {
         let text = line.to_string();
         for secret in [&acme.org, &acme.deal, &acme.admin, &acme.member, &id] {
             assert!(!text.contains(secret.as_str()), "Beta received {line}");

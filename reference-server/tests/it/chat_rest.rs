@@ -224,12 +224,7 @@ async fn rooms_one_may_not_use_answer_404(app: TestApp) {
     assert_eq!(changed.status(), 200);
     let user = invite_and_accept(&app, &acme.admin_token, "user@acme.example", "user").await;
     let user_token = crate::auth::token(&user);
-    let (status, _) = get_json(
-        &app,
-        &user_token,
-        &format!("/chat/rooms/{deal}/messages"),
-    )
-    .await;
+    let (status, _) = get_json(&app, &user_token, &format!("/chat/rooms/{deal}/messages")).await;
     assert_eq!(status, 404);
     // The manager still sees everything.
     let (status, page) = get_json(

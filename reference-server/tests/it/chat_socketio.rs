@@ -15,6 +15,7 @@ use crate::tenancy::{invite_and_accept, send};
 on_both_backends!(
     socket_io_client_chats_in_rooms_and_directly,
     the_default_transport_upgrades_from_polling_to_websocket,
+    billing_events_reach_only_those_who_may_read_billing,
 );
 
 /// An organization with an admin, a manager and a deal.
@@ -31,8 +32,7 @@ pub struct Team {
 pub async fn team(app: &TestApp, name: &str, domain: &str) -> Team {
     let admin = signup(app, name, &format!("admin@{domain}")).await;
     let admin_token = token(&admin);
-    let member =
-        invite_and_accept(app, &admin_token, &format!("member@{domain}"), "manager").await;
+    let member = invite_and_accept(app, &admin_token, &format!("member@{domain}"), "manager").await;
     let deal = send(
         app,
         &admin_token,
@@ -138,7 +138,8 @@ async fn socket_io_client_chats_in_rooms_and_directly(app: TestApp) {
         )
         .await;
     assert_eq!(resent["message"]["id"], id.as_str());
-    js.no_event("m1", "message", Duration::from_millis(800)).await;
+    js.no_event("m1", "message", Duration::from_millis(800))
+        .await;
     js.no_event("a1", "message", Duration::ZERO).await;
     let history: Value = send(
         &app,
@@ -200,7 +201,8 @@ async fn socket_io_client_chats_in_rooms_and_directly(app: TestApp) {
         typing,
         json!({"room": room, "user_id": acme.member, "typing": true})
     );
-    js.no_event("m1", "typing", Duration::from_millis(300)).await;
+    js.no_event("m1", "typing", Duration::from_millis(300))
+        .await;
 
     // Direct messages: to the other member's sockets and the sender's other sockets.
     js.connect_ok("a2", &acme.admin_token).await;
@@ -319,6 +321,27 @@ async fn socket_io_client_chats_in_rooms_and_directly(app: TestApp) {
     .unwrap();
     assert_eq!(history["items"][0]["body"], Value::Null);
     assert!(history["items"][0]["deleted_at"].is_string());
+    // The deletion is audited.
+    let audit: Value = send(
+        &app,
+        &acme.admin_token,
+        Method::GET,
+        &format!("/audit-log?target_id={id}"),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        audit["items"][0]["action"], "chat_message.delete",
+        "{audit}"
+    );
+    assert_eq!(
+        audit["items"][0]["actor_id"],
+        acme.admin.as_str(),
+        "{audit}"
+    );
 
     // The member's last socket leaves: the organization hears they are offline.
     js.close("m1").await;
@@ -363,9 +386,103 @@ async fn the_default_transport_upgrades_from_polling_to_websocket(app: TestApp) 
     js.emit_ok("a", "join", json!({"room": room})).await;
     js.emit_ok("m", "join", json!({"room": room})).await;
     let sent = js
-        .emit_ok("m", "sendMessage", json!({"room": room, "body": "over polling"}))
+        .emit_ok(
+            "m",
+            "sendMessage",
+            json!({"room": room, "body": "over polling"}),
+        )
         .await;
     let received = js.event("a", "message").await;
     assert_eq!(received["message"]["id"], sent["message"]["id"]);
     assert_eq!(received["message"]["client_message_id"], Value::Null);
+}
+
+async fn billing_events_reach_only_those_who_may_read_billing(app: TestApp) {
+    let Some(mut js) = socket_client::start(module_path!(), &app.url("")).await else {
+        return;
+    };
+    let ops = token(&crate::auth::operator(&app).await);
+    let acme = team(&app, "Acme", "acme.example").await;
+    let user = invite_and_accept(&app, &acme.admin_token, "user@acme.example", "user").await;
+    js.connect_ok("admin", &acme.admin_token).await;
+    js.connect_ok("user", &token(&user)).await;
+
+    let adjust = |amount: &str, direction: &str, key: &str| {
+        json!({
+            "amount": {"amount": amount, "currency": "KES"},
+            "direction": direction,
+            "reason": "chat test",
+            "idempotency_key": key,
+        })
+    };
+    let path = format!("/admin/organizations/{}/wallet/adjustments", acme.org);
+    let credited = send(
+        &app,
+        &ops,
+        Method::POST,
+        &path,
+        Some(adjust("500.00", "credit", "c-1")),
+    )
+    .await;
+    assert_eq!(credited.status(), 201);
+    let threshold = send(
+        &app,
+        &acme.admin_token,
+        Method::PATCH,
+        "/wallet",
+        Some(json!({"low_balance_threshold": {"amount": "300.00", "currency": "KES"}})),
+    )
+    .await;
+    assert_eq!(threshold.status(), 200);
+    let debited = send(
+        &app,
+        &ops,
+        Method::POST,
+        &path,
+        Some(adjust("250.00", "debit", "d-1")),
+    )
+    .await;
+    assert_eq!(debited.status(), 201);
+
+    // The outbox has it, and the admin's socket hears of it.
+    let event = js
+        .event_where("admin", "event", |e| e["kind"] == "wallet.low_balance")
+        .await;
+    assert_eq!(event["subject_type"], "wallet");
+    assert_eq!(event["subject_id"], acme.org.as_str());
+    assert_eq!(event["data"]["available"]["amount"], "250.00");
+    assert_eq!(event["data"]["threshold"]["amount"], "300.00");
+    // A user may not read billing: their socket does not.
+    js.no_event("user", "event", Duration::from_millis(800))
+        .await;
+    // Crossing again without coming back above: no second event.
+    let again = send(
+        &app,
+        &ops,
+        Method::POST,
+        &path,
+        Some(adjust("10.00", "debit", "d-2")),
+    )
+    .await;
+    assert_eq!(again.status(), 201);
+    js.no_event("admin", "event", Duration::from_millis(800))
+        .await;
+
+    // A member who is deactivated cannot connect with the token they still hold.
+    let user_token = token(&user);
+    let user_id = user["user"]["id"].as_str().unwrap();
+    let deactivated = send(
+        &app,
+        &acme.admin_token,
+        Method::POST,
+        &format!("/users/{user_id}/deactivate"),
+        None,
+    )
+    .await;
+    assert_eq!(deactivated.status(), 200);
+    let refused = js
+        .connect("user-again", Some(&user_token), Some(&["websocket"]))
+        .await;
+    assert_eq!(refused["op"], "connect_error", "{refused}");
+    assert_eq!(refused["message"], "unauthorized");
 }

@@ -38,7 +38,10 @@ async fn install() -> Result<(), String> {
     INSTALLED
         .get_or_init(|| async {
             let dir = js_dir();
-            if dir.join("node_modules/socket.io-client/package.json").exists() {
+            if dir
+                .join("node_modules/socket.io-client/package.json")
+                .exists()
+            {
                 return Ok(());
             }
             tokio::task::spawn_blocking(move || {
@@ -186,10 +189,8 @@ impl JsClients {
         let seq = self.send(json!({
             "op": "connect", "name": name, "token": token, "transports": transports,
         }));
-        self.wait_for(|l| {
-            l["seq"] == seq && (l["op"] == "connected" || l["op"] == "connect_error")
-        })
-        .await
+        self.wait_for(|l| l["seq"] == seq && (l["op"] == "connected" || l["op"] == "connect_error"))
+            .await
     }
 
     /// Connects socket `name` over WebSocket only, and expects it to succeed.
@@ -202,10 +203,12 @@ impl JsClients {
     /// Emits `event` with `data` and returns the server's acknowledgement.
     pub async fn emit(&mut self, name: &str, event: &str, data: Value) -> Value {
         let seq = self.send(json!({"op": "emit", "name": name, "event": event, "data": data}));
-        let line = self
-            .wait_for(|l| l["op"] == "ack" && l["seq"] == seq)
-            .await;
-        assert_eq!(line["error"], Value::Null, "{event} was not acknowledged: {line}");
+        let line = self.wait_for(|l| l["op"] == "ack" && l["seq"] == seq).await;
+        assert_eq!(
+            line["error"],
+            Value::Null,
+            "{event} was not acknowledged: {line}"
+        );
         line["ack"].clone()
     }
 

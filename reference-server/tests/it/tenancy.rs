@@ -226,7 +226,13 @@ async fn world(app: &TestApp, name: &str, domain: &str) -> World {
     .await;
     let chat_message_id = edge_server::chat::store_message(
         app.db(),
-        edge_core::OrgId::from_uuid(admin["organization"]["id"].as_str().unwrap().parse().unwrap()),
+        edge_core::OrgId::from_uuid(
+            admin["organization"]["id"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap(),
+        ),
         admin["user"]["id"].as_str().unwrap().parse().unwrap(),
         edge_server::chat::Room::Deal(deal["id"].as_str().unwrap().parse().unwrap()),
         edge_server::chat::NewMessage {
@@ -619,9 +625,7 @@ fn sample_body(method: &Method, path: &str, victim: &World) -> Option<Value> {
             "consumer_secret": "harness-secret",
             "passkey": "harness-passkey",
         })),
-        ("PUT", "/chat/rooms/{room}/read") => {
-            Some(json!({"message_id": victim.chat_message_id}))
-        }
+        ("PUT", "/chat/rooms/{room}/read") => Some(json!({"message_id": victim.chat_message_id})),
         (_, _) if matches!(method.as_str(), "POST" | "PATCH" | "PUT") => Some(json!({})),
         _ => None,
     }
