@@ -91,6 +91,10 @@ pub struct Config {
     /// channels the Socket.IO nodes talk over; nodes share rooms only with nodes of the
     /// same prefix. Default `edge-socket.io`.
     pub realtime_redis_prefix: String,
+    /// `EDGE_REALTIME_EVENTS_PER_SECOND`: how many events (messages, typing, reads, …) one
+    /// Socket.IO connection may send per second, with bursts of twice that; more are
+    /// acknowledged `rate_limited`. Default 50.
+    pub realtime_events_per_second: u32,
     /// `EDGE_PUBLIC_URL`: the address Daraja reaches this server at, the base of every
     /// callback URL handed to it (e.g. `https://pay.example.com`). Default: the server's
     /// own listening address, which is right in development and with the fake Daraja.
@@ -120,6 +124,10 @@ impl fmt::Debug for Config {
             .field("shutdown_grace", &self.shutdown_grace)
             .field("redis_url", &self.redis_url.as_deref().map(redact_url))
             .field("realtime_redis_prefix", &self.realtime_redis_prefix)
+            .field(
+                "realtime_events_per_second",
+                &self.realtime_events_per_second,
+            )
             .field("public_url", &self.public_url)
             .field("mpesa", &self.mpesa)
             .field("whatsapp", &self.whatsapp)
@@ -255,6 +263,14 @@ impl Config {
             .map(|v| v.trim().to_owned())
             .filter(|v| !v.is_empty())
             .unwrap_or_else(|| "edge-socket.io".to_owned());
+        let realtime_events_per_second = positive(
+            "EDGE_REALTIME_EVENTS_PER_SECOND",
+            parse_or(
+                "EDGE_REALTIME_EVENTS_PER_SECOND",
+                get("EDGE_REALTIME_EVENTS_PER_SECOND"),
+                Some(50u32),
+            )?,
+        )?;
         let secret_vars = crate::secrets::SECRETS
             .iter()
             .filter_map(|spec| {
@@ -284,6 +300,7 @@ impl Config {
             shutdown_grace,
             redis_url,
             realtime_redis_prefix,
+            realtime_events_per_second,
             public_url,
             mpesa,
             whatsapp,
@@ -627,6 +644,7 @@ mod tests {
             ("EDGE_MPESA_ENV", "live"),
             ("EDGE_MPESA_CONSUMER_KEY", "only-the-key"),
             ("EDGE_MPESA_RECONCILE_AFTER_SECS", "0"),
+            ("EDGE_REALTIME_EVENTS_PER_SECOND", "0"),
         ] {
             let err = Config::from_vars([(var, value)]).unwrap_err();
             assert_eq!(err.variable, var);

@@ -58,9 +58,6 @@ use crate::tenant_scope::{cross_tenant, in_organization};
 const AUTHORIZED_FOR: Duration = Duration::from_secs(30);
 /// How often a connected socket's membership is checked again.
 const MEMBERSHIP_CHECK_EVERY: Duration = Duration::from_secs(60);
-/// Events a socket may send in a burst, and per second after it.
-const BURST: f64 = 60.0;
-const PER_SECOND: f64 = 30.0;
 
 /// The Socket.IO server of one node.
 pub struct Realtime {
@@ -170,8 +167,9 @@ struct Session {
     user: Uuid,
     /// Rooms this socket was allowed into, and when.
     allowed: Arc<Mutex<HashMap<Room, Instant>>>,
-    /// Token bucket: (tokens, last refill).
+    /// Token bucket: (tokens, last refill), refilled at `per_second` up to twice that.
     bucket: Arc<Mutex<(f64, Instant)>>,
+    per_second: f64,
     /// When membership was last checked.
     checked: Arc<Mutex<Instant>>,
 }
@@ -180,15 +178,15 @@ impl Session {
     fn take_token(&self) -> Result<(), Error> {
         let mut bucket = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        let refill = now.duration_since(bucket.1).as_secs_f64() * PER_SECOND;
-        bucket.0 = (bucket.0 + refill).min(BURST);
+        let refill = now.duration_since(bucket.1).as_secs_f64() * self.per_second;
+        bucket.0 = (bucket.0 + refill).min(2.0 * self.per_second);
         bucket.1 = now;
         if bucket.0 >= 1.0 {
             bucket.0 -= 1.0;
             Ok(())
         } else {
             Err(Error::RateLimited {
-                retry_after: Duration::from_secs_f64((1.0 - bucket.0) / PER_SECOND),
+                retry_after: Duration::from_secs_f64((1.0 - bucket.0) / self.per_second),
             })
         }
     }
@@ -296,12 +294,14 @@ fn authenticate<A: Adapter>(
             if !member || !ctx.can(Permission::ChatUse) {
                 return Err(Unauthorized);
             }
+            let per_second = f64::from(hub.state.config.realtime_events_per_second);
             let session = Session {
                 ctx,
                 org,
                 user,
                 allowed: Arc::default(),
-                bucket: Arc::new(Mutex::new((BURST, Instant::now()))),
+                bucket: Arc::new(Mutex::new((2.0 * per_second, Instant::now()))),
+                per_second,
                 checked: Arc::new(Mutex::new(Instant::now())),
             };
             let mut rooms = vec![org_room(org), user_room(org, user)];

@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::auth::{signup, token};
-use crate::helpers::{TestApp, on_both_backends};
+use crate::helpers::{Backend, Options, TestApp, for_each_backend, on_both_backends, spawn_with};
 use crate::socket_client;
 use crate::tenancy::{invite_and_accept, send};
 
@@ -17,6 +17,7 @@ on_both_backends!(
     the_default_transport_upgrades_from_polling_to_websocket,
     billing_events_reach_only_those_who_may_read_billing,
 );
+for_each_backend!(a_flood_from_one_connection_is_rate_limited);
 
 /// An organization with an admin, a manager and a deal.
 pub struct Team {
@@ -485,4 +486,33 @@ async fn billing_events_reach_only_those_who_may_read_billing(app: TestApp) {
         .await;
     assert_eq!(refused["op"], "connect_error", "{refused}");
     assert_eq!(refused["message"], "unauthorized");
+}
+
+async fn a_flood_from_one_connection_is_rate_limited(backend: Backend) {
+    let options = Options {
+        vars: vec![("EDGE_REALTIME_EVENTS_PER_SECOND".into(), "2".into())],
+        ..Options::default()
+    };
+    let Some(app) = spawn_with(backend, module_path!(), options).await else {
+        return;
+    };
+    let Some(mut js) = socket_client::start(module_path!(), &app.url("")).await else {
+        return;
+    };
+    let acme = team(&app, "Acme", "acme.example").await;
+    let room = format!("deal:{}", acme.deal);
+    js.connect_ok("a", &acme.admin_token).await;
+    // A burst of twice the rate passes; the next is refused until tokens come back.
+    let mut codes = Vec::new();
+    for _ in 0..6 {
+        let ack = js
+            .emit("a", "typing", json!({"room": room, "typing": true}))
+            .await;
+        codes.push(ack["error"]["code"].as_str().unwrap_or("ok").to_owned());
+    }
+    assert_eq!(&codes[..4], ["ok", "ok", "ok", "ok"], "{codes:?}");
+    assert!(codes[4..].iter().any(|c| c == "rate_limited"), "{codes:?}");
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    js.emit_ok("a", "typing", json!({"room": room, "typing": false}))
+        .await;
 }
