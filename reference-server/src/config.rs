@@ -87,6 +87,14 @@ pub struct Config {
     /// `EDGE_REDIS_URL`: when set, rate limits are shared by every server node through
     /// Redis; otherwise each node limits in memory.
     pub redis_url: Option<String>,
+    /// `EDGE_REALTIME_REDIS_PREFIX`: with `EDGE_REDIS_URL`, the prefix of the Redis
+    /// channels the Socket.IO nodes talk over; nodes share rooms only with nodes of the
+    /// same prefix. Default `edge-socket.io`.
+    pub realtime_redis_prefix: String,
+    /// `EDGE_REALTIME_EVENTS_PER_SECOND`: how many events (messages, typing, reads, …) one
+    /// Socket.IO connection may send per second, with bursts of twice that; more are
+    /// acknowledged `rate_limited`. Default 50.
+    pub realtime_events_per_second: u32,
     /// `EDGE_PUBLIC_URL`: the address Daraja reaches this server at, the base of every
     /// callback URL handed to it (e.g. `https://pay.example.com`). Default: the server's
     /// own listening address, which is right in development and with the fake Daraja.
@@ -115,6 +123,11 @@ impl fmt::Debug for Config {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("realtime_redis_prefix", &self.realtime_redis_prefix)
+            .field(
+                "realtime_events_per_second",
+                &self.realtime_events_per_second,
+            )
             .field("public_url", &self.public_url)
             .field("mpesa", &self.mpesa)
             .field("whatsapp", &self.whatsapp)
@@ -246,6 +259,18 @@ impl Config {
                 "must start with redis:// (TLS connections to Redis are not supported)",
             ));
         }
+        let realtime_redis_prefix = get("EDGE_REALTIME_REDIS_PREFIX")
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| "edge-socket.io".to_owned());
+        let realtime_events_per_second = positive(
+            "EDGE_REALTIME_EVENTS_PER_SECOND",
+            parse_or(
+                "EDGE_REALTIME_EVENTS_PER_SECOND",
+                get("EDGE_REALTIME_EVENTS_PER_SECOND"),
+                Some(50u32),
+            )?,
+        )?;
         let secret_vars = crate::secrets::SECRETS
             .iter()
             .filter_map(|spec| {
@@ -274,6 +299,8 @@ impl Config {
             max_body_bytes,
             shutdown_grace,
             redis_url,
+            realtime_redis_prefix,
+            realtime_events_per_second,
             public_url,
             mpesa,
             whatsapp,
@@ -617,6 +644,7 @@ mod tests {
             ("EDGE_MPESA_ENV", "live"),
             ("EDGE_MPESA_CONSUMER_KEY", "only-the-key"),
             ("EDGE_MPESA_RECONCILE_AFTER_SECS", "0"),
+            ("EDGE_REALTIME_EVENTS_PER_SECOND", "0"),
         ] {
             let err = Config::from_vars([(var, value)]).unwrap_err();
             assert_eq!(err.variable, var);

@@ -64,8 +64,8 @@ use edge_core::ledger::rules::{
 };
 use edge_core::{
     Account, Balance, BoxFuture, CaptureRequest, Currency, Entry, EntryId, Error, Hold, HoldId,
-    HoldStatus, IdempotencyKey, Ledger, LedgerOutcome, Money, OrgId, Page, PageRequest,
-    ReserveRequest, SharedClock, Transfer, TransferId, TransferRequest,
+    HoldStatus, IdempotencyKey, Ledger, LedgerEvent, LedgerOutcome, Money, OrgId, Page,
+    PageRequest, ReserveRequest, SharedClock, Transfer, TransferId, TransferRequest,
 };
 use sea_orm::{
     ActiveValue::Set, ColumnTrait as _, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
@@ -263,6 +263,35 @@ impl WalletState {
             low_balance_threshold: self.threshold.map(|t| self.money(t)),
         })
     }
+}
+
+/// Writes the low-balance crossings of a call to the event outbox, in the call's own
+/// transaction, so realtime clients and webhooks hear of them exactly once.
+async fn record_low_balance(
+    txn: &DatabaseTransaction,
+    events: &[LedgerEvent],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    for event in events {
+        if let LedgerEvent::LowBalance {
+            org,
+            available,
+            threshold,
+        } = event
+        {
+            crate::events::record(
+                txn,
+                *org,
+                "wallet.low_balance",
+                ("wallet", org.as_uuid()),
+                serde_json::json!({ "available": available, "threshold": threshold }),
+                now,
+            )
+            .await
+            .map_err(db_err)?;
+        }
+    }
+    Ok(())
 }
 
 fn wallet_not_found() -> Error {
@@ -1083,6 +1112,7 @@ impl SqlLedger {
             },
         )
         .await?;
+        record_low_balance(txn, &outcome.events, now).await?;
         wallet.posted = posted_after.minor();
         wallet.next_seq += 2;
         Ok(outcome)
@@ -1177,6 +1207,7 @@ impl SqlLedger {
             },
         )
         .await?;
+        record_low_balance(txn, &outcome.events, now).await?;
         wallet.recorded_held = recorded_after.minor();
         Ok(outcome)
     }
@@ -1300,6 +1331,7 @@ impl SqlLedger {
             },
         )
         .await?;
+        record_low_balance(txn, &outcome.events, now).await?;
         wallet.posted = posted_after.minor();
         wallet.recorded_held = recorded_after.minor();
         wallet.next_seq = next_seq;

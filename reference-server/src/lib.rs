@@ -16,6 +16,7 @@
 
 pub mod audit;
 pub mod billing;
+pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod crm;
@@ -29,6 +30,7 @@ pub mod migrations;
 pub mod organization_settings;
 pub mod patch;
 pub mod payments;
+pub mod realtime;
 pub mod secrets;
 pub mod seed;
 pub mod startup;

@@ -37,6 +37,9 @@ pub enum StartupError {
     /// The credentials key is unusable.
     #[error("credentials key: {0}")]
     CredentialsKey(#[from] edge_tenancy::SealError),
+    /// The realtime (Socket.IO) server could not be set up, e.g. its Redis adapter.
+    #[error("realtime: {0}")]
+    Realtime(edge_core::Error),
     /// The listening address could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -52,6 +55,7 @@ pub struct Application {
     listener: TcpListener,
     address: SocketAddr,
     state: AppState,
+    realtime: crate::realtime::Realtime,
     extra_routes: axum::Router<AppState>,
 }
 
@@ -156,10 +160,14 @@ impl Application {
             whatsapp,
             standings,
         };
+        let realtime = crate::realtime::Realtime::build(&state)
+            .await
+            .map_err(StartupError::Realtime)?;
         Ok(Self {
             listener,
             address,
             state,
+            realtime,
             extra_routes: axum::Router::new(),
         })
     }
@@ -211,7 +219,11 @@ impl Application {
             self.state.db.clone(),
             self.state.clock.clone(),
         ));
-        let app = http::app_with(self.state.clone(), self.extra_routes);
+        let outbox = self.realtime.spawn_outbox(self.state.db.clone());
+        let app = self
+            .realtime
+            .attach(http::app_with(self.state.clone(), self.extra_routes));
+        let realtime = self.realtime;
         let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(
             self.listener,
@@ -220,6 +232,9 @@ impl Application {
         .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down: no new connections; finishing requests in flight");
+            // Socket.IO connections are long-lived: close them so they do not hold the
+            // shutdown until the grace period ends.
+            realtime.close().await;
             signalled_tx.send(()).ok();
         });
         let deadline = async move {
@@ -243,6 +258,7 @@ impl Application {
         reconciler.abort();
         subscriptions.abort();
         whatsapp.abort();
+        outbox.abort();
         result
     }
 }

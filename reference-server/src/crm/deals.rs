@@ -595,6 +595,19 @@ async fn record_move<C: ConnectionTrait>(
     .exec_without_returning(conn)
     .await
     .map_err(db_err)?;
+    if let Some(from) = from {
+        // Realtime clients of the organization see board moves as they happen.
+        crate::events::record(
+            conn,
+            org,
+            "deal.stage_changed",
+            ("deal", deal),
+            json!({ "deal_id": deal, "from_stage_id": from, "to_stage_id": to, "moved_by": by }),
+            now,
+        )
+        .await
+        .map_err(db_err)?;
+    }
     Ok(())
 }
 

@@ -6,6 +6,8 @@
 pub mod activities;
 pub mod api_keys;
 pub mod audit_log;
+pub mod chat_messages;
+pub mod chat_participants;
 pub mod deal_stage_moves;
 pub mod deals;
 pub mod events;

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod billing;
 pub mod callbacks;
+pub mod chat;
 pub mod client;
 pub mod deals;
 pub mod error;
@@ -819,6 +820,24 @@ pub fn catalog() -> Vec<ApiRoute> {
             "/whatsapp/conversations/{contact}/read",
             P(Perm::MessagesSend),
             post(whatsapp::mark_read),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/chat/rooms",
+            P(Perm::ChatUse),
+            get(chat::rooms),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/chat/rooms/{room}/messages",
+            P(Perm::ChatUse),
+            get(chat::messages),
+        ),
+        ApiRoute::new(
+            Method::PUT,
+            "/chat/rooms/{room}/read",
+            P(Perm::ChatUse),
+            put(chat::mark_read),
         ),
     ]
 }

@@ -16,6 +16,7 @@ mod m20261123_000007_tickets_activities_targets;
 mod m20261124_000008_payments;
 mod m20261124_000009_plans_subscriptions;
 mod m20261125_000010_whatsapp;
+mod m20261126_000011_chat;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000008_payments::Migration),
             Box::new(m20261124_000009_plans_subscriptions::Migration),
             Box::new(m20261125_000010_whatsapp::Migration),
+            Box::new(m20261126_000011_chat::Migration),
         ]
     }
 }

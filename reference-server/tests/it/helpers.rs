@@ -48,6 +48,15 @@ impl TestApp {
         self._database.as_ref().map(|db| db.url.as_str())
     }
 
+    /// The database URL the server itself connects with (the runtime role on PostgreSQL),
+    /// for a second server node on the same database.
+    pub fn server_database_url(&self) -> String {
+        match &self._database {
+            Some(db) => db.runtime_url.clone(),
+            None => sqlite_url(self.data_dir.path()),
+        }
+    }
+
     /// Sends the shutdown signal without waiting.
     pub fn signal_shutdown(&mut self) {
         if let Some(tx) = self.shutdown.take() {

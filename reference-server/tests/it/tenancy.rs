@@ -52,6 +52,8 @@ struct World {
     whatsapp_number_id: String,
     /// An inbound WhatsApp message, in the conversation with the prospect.
     whatsapp_message_id: String,
+    /// A chat message in the deal's thread.
+    chat_message_id: String,
 }
 
 /// Calls `/api/v1{path}` with a bearer token and an optional JSON body.
@@ -222,7 +224,30 @@ async fn world(app: &TestApp, name: &str, domain: &str) -> World {
         prospect["id"].as_str().unwrap(),
     )
     .await;
+    let chat_message_id = edge_server::chat::store_message(
+        app.db(),
+        edge_core::OrgId::from_uuid(
+            admin["organization"]["id"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap(),
+        ),
+        admin["user"]["id"].as_str().unwrap().parse().unwrap(),
+        edge_server::chat::Room::Deal(deal["id"].as_str().unwrap().parse().unwrap()),
+        edge_server::chat::NewMessage {
+            body: format!("{name} secret chat"),
+            client_message_id: Some("harness".into()),
+        },
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap()
+    .message
+    .id
+    .to_string();
     World {
+        chat_message_id,
         payment_id,
         whatsapp_number_id,
         whatsapp_message_id,
@@ -424,6 +449,9 @@ fn victim_path(path: &str, victim: &World) -> String {
         &victim.whatsapp_number_id
     } else if path.starts_with("/whatsapp/messages/") {
         &victim.whatsapp_message_id
+    } else if path.starts_with("/chat/rooms/") {
+        // A chat room is named by its record: the victim's deal thread.
+        return path.replace("{room}", &format!("deal:{}", victim.deal_id));
     } else if path.starts_with("/whatsapp/conversations/") {
         // A conversation is addressed by its contact.
         return path.replace("{contact}", &victim.prospect_id);
@@ -597,6 +625,7 @@ fn sample_body(method: &Method, path: &str, victim: &World) -> Option<Value> {
             "consumer_secret": "harness-secret",
             "passkey": "harness-passkey",
         })),
+        ("PUT", "/chat/rooms/{room}/read") => Some(json!({"message_id": victim.chat_message_id})),
         (_, _) if matches!(method.as_str(), "POST" | "PATCH" | "PUT") => Some(json!({})),
         _ => None,
     }
@@ -765,6 +794,8 @@ async fn every_route_keeps_tenants_apart(app: TestApp) {
         victim.activity_id.clone(),
         victim.target_id.clone(),
         victim.payment_id.clone(),
+        victim.chat_message_id.clone(),
+        "Alpha Traders secret chat".to_owned(),
         "alpha.example".to_owned(),
         "Alpha Traders".to_owned(),
     ];
@@ -791,7 +822,7 @@ async fn every_route_keeps_tenants_apart(app: TestApp) {
         .await;
         let status = response.status().as_u16();
         let text = response.text().await.unwrap();
-        if route.path.contains("{id}") {
+        if route.path.contains("{id}") || route.path.contains("{room}") {
             assert!(
                 status == 404 || status == 403,
                 "{} {path} with another tenant's id answered {status}: {text}",
@@ -856,6 +887,7 @@ async fn the_permission_matrix_holds_over_http(app: TestApp) {
         payment_id: uuid::Uuid::now_v7().to_string(),
         whatsapp_number_id: uuid::Uuid::now_v7().to_string(),
         whatsapp_message_id: uuid::Uuid::now_v7().to_string(),
+        chat_message_id: uuid::Uuid::now_v7().to_string(),
     };
     let mut rows = 0;
     for (role, role_token) in &roles {

@@ -1,0 +1,132 @@
+//! Pushes the event outbox to this node's sockets.
+//!
+//! Every node tails `events` across organizations in id order and emits each event to its
+//! own (local) sockets of the event's organization only, so with several nodes each
+//! socket hears of an event once. Event ids are UUIDv7 taken when the change is made,
+//! and a transaction may commit after a later one, so each poll looks back a few seconds
+//! behind the newest id seen and skips what it already delivered.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use edge_core::OrgId;
+use sea_orm::{ColumnTrait as _, DatabaseConnection, EntityTrait as _, QueryFilter as _};
+use sea_orm::{QueryOrder as _, QuerySelect as _};
+use serde_json::json;
+use socketioxide::SocketIo;
+use socketioxide::adapter::Adapter;
+use uuid::Uuid;
+
+use crate::entities::events;
+
+/// How often the outbox is read.
+const POLL_EVERY: Duration = Duration::from_millis(200);
+/// How far behind the newest event seen each poll looks again.
+const LOOK_BACK_MS: u64 = 5_000;
+/// Rows per query.
+const BATCH: u64 = 500;
+
+/// Tails the outbox forever, from now on.
+pub(super) async fn tail<A: Adapter>(db: DatabaseConnection, io: SocketIo<A>) {
+    let started = now_ms();
+    let mut newest = started;
+    // Delivered ids still inside the look-back window, with their times.
+    let mut delivered: HashMap<Uuid, u64> = HashMap::new();
+    let mut interval = tokio::time::interval(POLL_EVERY);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let from = newest.saturating_sub(LOOK_BACK_MS).max(started);
+        let mut after = floor(from);
+        loop {
+            let rows = crate::tenant_scope::cross_tenant(
+                events::Entity::find()
+                    .filter(events::Column::Id.gt(after))
+                    .order_by_asc(events::Column::Id)
+                    .limit(BATCH)
+                    .all(&db),
+            )
+            .await;
+            let rows = match rows {
+                Ok(rows) => rows,
+                Err(err) => {
+                    tracing::warn!(error = %err, "reading the event outbox failed");
+                    break;
+                }
+            };
+            let full = rows.len() as u64 == BATCH;
+            for row in rows {
+                after = row.id;
+                let at = millis_of(row.id);
+                if delivered.contains_key(&row.id) {
+                    continue;
+                }
+                newest = newest.max(at);
+                delivered.insert(row.id, at);
+                push(&io, row).await;
+            }
+            if !full {
+                break;
+            }
+        }
+        let keep_from = newest.saturating_sub(2 * LOOK_BACK_MS);
+        delivered.retain(|_, at| *at >= keep_from);
+    }
+}
+
+/// Emits one event to this node's sockets of its organization (billing events only to
+/// the sockets whose role may read billing).
+async fn push<A: Adapter>(io: &SocketIo<A>, row: events::Model) {
+    let org = OrgId::from_uuid(row.organization_id);
+    let room = if row.kind.starts_with("payment.") || row.kind.starts_with("wallet.") {
+        super::billing_room(org)
+    } else {
+        super::org_room(org)
+    };
+    let event = json!({
+        "id": row.id,
+        "kind": row.kind,
+        "subject_type": row.subject_type,
+        "subject_id": row.subject_id,
+        "data": row.payload,
+        "created_at": row.created_at,
+    });
+    super::emit_logged(io.local().to(room).emit("event", &event)).await;
+}
+
+fn now_ms() -> u64 {
+    u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0)
+}
+
+/// The smallest UUIDv7 of millisecond `ms`.
+fn floor(ms: u64) -> Uuid {
+    let mut bytes = [0u8; 16];
+    bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+    bytes[6] = 0x70;
+    bytes[8] = 0x80;
+    Uuid::from_bytes(bytes)
+}
+
+/// The millisecond a UUIDv7 was made in.
+fn millis_of(id: Uuid) -> u64 {
+    let bytes = id.as_bytes();
+    let mut ms = [0u8; 8];
+    ms[2..].copy_from_slice(&bytes[..6]);
+    u64::from_be_bytes(ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_floor_of_a_millisecond_sorts_before_its_ids_and_after_earlier_ones() {
+        let id = Uuid::now_v7();
+        let ms = millis_of(id);
+        assert!(floor(ms) <= id);
+        assert!(floor(ms + 1) > id);
+        assert!(floor(ms - 1) < floor(ms));
+        assert_eq!(millis_of(floor(ms)), ms);
+        assert_eq!(floor(ms).get_version_num(), 7);
+    }
+}
