@@ -24,7 +24,6 @@ use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait as _, ConnectionTrait, DatabaseConnection, EntityTrait as _,
     PaginatorTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _,
-    TransactionTrait as _,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -32,7 +31,7 @@ use uuid::Uuid;
 
 use crate::audit::{self, Actor, ClientInfo};
 use crate::crm::records::is_active_member;
-use crate::db::db_err;
+use crate::db::{begin_write, db_err};
 use crate::entities::{chat_messages, chat_participants};
 
 /// The longest message body, in characters.
@@ -389,7 +388,7 @@ pub async fn store_message(
         deleted_at: None,
         deleted_by: None,
     };
-    let txn = db.begin().await.map_err(db_err)?;
+    let txn = begin_write(db).await.map_err(db_err)?;
     // A concurrent resend may have won the race: insert unless present.
     let inserted = chat_messages::Entity::insert(chat_messages::ActiveModel::from(row.clone()))
         .on_conflict(
@@ -522,7 +521,7 @@ pub async fn delete_message(
     if row.deleted_at.is_some() {
         return Ok((row, room));
     }
-    let txn = db.begin().await.map_err(db_err)?;
+    let txn = begin_write(db).await.map_err(db_err)?;
     chat_messages::Entity::update_many()
         .col_expr(chat_messages::Column::Body, Expr::value(""))
         .col_expr(chat_messages::Column::DeletedAt, Expr::value(now))
