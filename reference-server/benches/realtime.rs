@@ -556,8 +556,7 @@ async fn run_edge(settings: &Settings, dir: &Path) -> Side {
         runs.push((scenario, result, cpu));
         if failed {
             println!(
-                "edge: the clients could not connect or join; Edge serves Socket.IO at \
-                 /socket.io once issue 10's realtime chat is in"
+                "edge: the clients could not connect or join (see the error above)"
             );
             // The next scenario would fail the same way.
             break;
