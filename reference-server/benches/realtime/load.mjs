@@ -45,6 +45,7 @@
 // delivered, so received can exceed expected; anything missing is in `errors.missing`.
 
 import { fork } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { io } from "socket.io-client";
@@ -55,6 +56,9 @@ const ACK_TIMEOUT_MS = 10_000;
 const QUIET_US = 500_000;
 const DRAIN_MAX_US = 10_000_000;
 
+// Message ids are unique per run: Edge stores a resend of a known \`client_message_id\`
+// once and broadcasts nothing, so ids reused from an earlier run would never be delivered.
+const RUN = randomUUID();
 const nowUs = () => Number(process.hrtime.bigint() / 1000n);
 const log = (...args) => process.stderr.write(`[load] ${args.join(" ")}\n`);
 
@@ -284,7 +288,7 @@ async function runWorker() {
       .timeout(ACK_TIMEOUT_MS)
       .emit(
         "sendMessage",
-        { room: client.room, body, client_message_id: `${client.index}-${seq}` },
+        { room: client.room, body, client_message_id: `${RUN}-${client.index}-${seq}` },
         (err, res) => {
           outstanding -= 1;
           if (err) fail("ack_timeout");
