@@ -26,6 +26,8 @@
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use edge_server::seed::{SeedPlan, SeededOrg};
@@ -60,23 +62,9 @@ fn report(timing: &Timing) {
     );
 }
 
-fn url_with_db(admin_url: &str, db: &str, user: Option<&str>) -> String {
-    let mut url = url::Url::parse(admin_url).unwrap();
-    url.set_path(&format!("/{db}"));
-    if let Some(user) = user {
-        url.set_username(user).unwrap();
-        url.set_password(None).unwrap();
-    }
-    url.to_string()
-}
-
-async fn exec(db: &DatabaseConnection, sql: &str) {
-    db.execute_unprepared(sql).await.unwrap();
-}
-
 async fn prepare(admin_url: &str, reuse: bool) -> (String, String, Option<Vec<SeededOrg>>) {
-    let owner_url = url_with_db(admin_url, DB_NAME, None);
-    let runtime_url = url_with_db(admin_url, DB_NAME, Some(ROLE));
+    let owner_url = support::url_with_db(admin_url, DB_NAME, None);
+    let runtime_url = support::url_with_db(admin_url, DB_NAME, Some(ROLE));
     let admin = Database::connect(admin_url).await.unwrap();
     let exists = admin
         .query_one_raw(Statement::from_string(
@@ -90,25 +78,9 @@ async fn prepare(admin_url: &str, reuse: bool) -> (String, String, Option<Vec<Se
         println!("reusing the seeded database {DB_NAME}");
         return (owner_url, runtime_url, None);
     }
-    exec(
-        &admin,
-        &format!("DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)"),
-    )
-    .await;
-    exec(&admin, &format!("DROP ROLE IF EXISTS {ROLE}")).await;
-    exec(&admin, &format!("CREATE DATABASE {DB_NAME}")).await;
-    exec(&admin, &format!("CREATE ROLE {ROLE} LOGIN")).await;
+    admin.close().await.unwrap();
+    support::fresh_postgres(admin_url, DB_NAME, ROLE).await;
     let owner = Database::connect(owner_url.as_str()).await.unwrap();
-    exec(
-        &owner,
-        &format!(
-            "GRANT USAGE ON SCHEMA public TO {ROLE};
-             ALTER DEFAULT PRIVILEGES IN SCHEMA public
-               GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {ROLE};"
-        ),
-    )
-    .await;
-    edge_server::db::migrate(&owner).await.unwrap();
     let plan = SeedPlan {
         orgs: 100,
         prospects: 1_000_000,
@@ -140,7 +112,7 @@ async fn prepare(admin_url: &str, reuse: bool) -> (String, String, Option<Vec<Se
         })
         .collect();
     for (name, _) in &indexes {
-        exec(&owner, &format!("DROP INDEX {name}")).await;
+        support::exec(&owner, &format!("DROP INDEX {name}")).await;
     }
     let started = Instant::now();
     let mut done = 0;
@@ -166,13 +138,13 @@ async fn prepare(admin_url: &str, reuse: bool) -> (String, String, Option<Vec<Se
         indexes.len()
     );
     for (_, definition) in &indexes {
-        exec(
+        support::exec(
             &owner,
             &format!("SET maintenance_work_mem = '1GB'; {definition}"),
         )
         .await;
     }
-    exec(&owner, "VACUUM ANALYZE").await;
+    support::exec(&owner, "VACUUM ANALYZE").await;
     println!(
         "seeded {} prospects in {} organizations in {:.0} s",
         plan.prospects,

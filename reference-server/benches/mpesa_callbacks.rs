@@ -43,6 +43,8 @@
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -58,8 +60,8 @@ use rand::SeedableRng as _;
 use rand::seq::SliceRandom as _;
 use sea_orm::ActiveValue::Set;
 use sea_orm::{
-    ColumnTrait as _, ConnectionTrait as _, Database, DatabaseConnection, EntityTrait as _,
-    PaginatorTrait as _, QueryFilter as _,
+    ColumnTrait as _, Database, DatabaseConnection, EntityTrait as _, PaginatorTrait as _,
+    QueryFilter as _,
 };
 
 const DB_NAME: &str = "edge_bench_mpesa";
@@ -97,54 +99,6 @@ fn callback_body(checkout: &str, merchant: &str, kes: i64, receipt: &str, phone:
         .replace(FIXTURE_RECEIPT, receipt)
         .replace(FIXTURE_PHONE, phone);
     Bytes::from(body)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1_000.0
-}
-
-fn url_with_db(admin_url: &str, db: &str, user: Option<&str>) -> String {
-    let mut url = url::Url::parse(admin_url).unwrap();
-    url.set_path(&format!("/{db}"));
-    if let Some(user) = user {
-        url.set_username(user).unwrap();
-        url.set_password(None).unwrap();
-    }
-    url.to_string()
-}
-
-async fn exec(db: &DatabaseConnection, sql: &str) {
-    db.execute_unprepared(sql).await.unwrap();
-}
-
-/// A fresh `edge_bench_mpesa`, migrated by its owner: `(owner URL, runtime URL)`.
-async fn prepare_postgres(admin_url: &str) -> (String, String) {
-    let owner_url = url_with_db(admin_url, DB_NAME, None);
-    let runtime_url = url_with_db(admin_url, DB_NAME, Some(ROLE));
-    let admin = Database::connect(admin_url).await.unwrap();
-    exec(
-        &admin,
-        &format!("DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)"),
-    )
-    .await;
-    exec(&admin, &format!("DROP ROLE IF EXISTS {ROLE}")).await;
-    exec(&admin, &format!("CREATE DATABASE {DB_NAME}")).await;
-    exec(&admin, &format!("CREATE ROLE {ROLE} LOGIN")).await;
-    admin.close().await.unwrap();
-    let owner = Database::connect(owner_url.as_str()).await.unwrap();
-    exec(
-        &owner,
-        &format!(
-            "GRANT USAGE ON SCHEMA public TO {ROLE};
-             ALTER DEFAULT PRIVILEGES IN SCHEMA public
-               GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {ROLE};"
-        ),
-    )
-    .await;
-    edge_server::db::migrate(&owner).await.unwrap();
-    owner.close().await.unwrap();
-    (owner_url, runtime_url)
 }
 
 /// Organizations and pending payments, written directly (as the owner on PostgreSQL).
@@ -436,8 +390,8 @@ async fn main() {
     let data_dir = tempfile::tempdir().unwrap();
     let (backend, server_url, check_url) = match &admin_url {
         Some(admin_url) => {
-            let (owner_url, runtime_url) = prepare_postgres(admin_url).await;
-            ("PostgreSQL", runtime_url, owner_url)
+            let db = support::fresh_postgres(admin_url, DB_NAME, ROLE).await;
+            ("PostgreSQL", db.runtime_url, db.owner_url)
         }
         None => {
             let url = format!(
@@ -577,10 +531,10 @@ async fn main() {
     );
     println!(
         "acknowledgement: p50 {:.2} ms   p95 {:.2} ms   p99 {:.2} ms   max {:.2} ms",
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.95),
-        percentile(&latencies, 0.99),
-        percentile(&latencies, 1.0),
+        support::percentile_ms(&latencies, 0.5),
+        support::percentile_ms(&latencies, 0.95),
+        support::percentile_ms(&latencies, 0.99),
+        support::percentile_ms(&latencies, 1.0),
     );
     println!(
         "acknowledged 200: {} of {}",

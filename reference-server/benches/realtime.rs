@@ -61,6 +61,8 @@
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -68,7 +70,6 @@ use std::time::{Duration, Instant};
 
 use edge_server::{Application, Config};
 use reqwest::StatusCode;
-use sea_orm::{ConnectionTrait as _, Database, DatabaseConnection};
 use serde_json::{Value, json};
 
 const DB_NAME: &str = "edge_bench_realtime";
@@ -360,48 +361,6 @@ fn run_baseline(settings: &Settings, dir: &Path) -> Side {
 
 // ---- Edge ----
 
-fn url_with_db(admin_url: &str, db: &str, user: Option<&str>) -> String {
-    let mut url = url::Url::parse(admin_url).unwrap();
-    url.set_path(&format!("/{db}"));
-    if let Some(user) = user {
-        url.set_username(user).unwrap();
-        url.set_password(None).unwrap();
-    }
-    url.to_string()
-}
-
-async fn exec(db: &DatabaseConnection, sql: &str) {
-    db.execute_unprepared(sql).await.unwrap();
-}
-
-/// A fresh `edge_bench_realtime`, migrated by its owner: the runtime role's URL.
-async fn prepare_postgres(admin_url: &str) -> String {
-    let owner_url = url_with_db(admin_url, DB_NAME, None);
-    let admin = Database::connect(admin_url).await.unwrap();
-    exec(
-        &admin,
-        &format!("DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)"),
-    )
-    .await;
-    exec(&admin, &format!("DROP ROLE IF EXISTS {ROLE}")).await;
-    exec(&admin, &format!("CREATE DATABASE {DB_NAME}")).await;
-    exec(&admin, &format!("CREATE ROLE {ROLE} LOGIN")).await;
-    admin.close().await.unwrap();
-    let owner = Database::connect(owner_url.as_str()).await.unwrap();
-    exec(
-        &owner,
-        &format!(
-            "GRANT USAGE ON SCHEMA public TO {ROLE};
-             ALTER DEFAULT PRIVILEGES IN SCHEMA public
-               GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {ROLE};"
-        ),
-    )
-    .await;
-    edge_server::db::migrate(&owner).await.unwrap();
-    owner.close().await.unwrap();
-    url_with_db(admin_url, DB_NAME, Some(ROLE))
-}
-
 /// The REST API as a client uses it; a `429` is waited out and retried.
 struct Api {
     http: reqwest::Client,
@@ -505,7 +464,12 @@ async fn run_edge(settings: &Settings, dir: &Path) -> Side {
         .or_else(|| std::env::var("EDGE_TEST_DATABASE_URL").ok())
         .filter(|u| !u.is_empty());
     let (backend, database_url) = match &admin_url {
-        Some(admin_url) => ("PostgreSQL", prepare_postgres(admin_url).await),
+        Some(admin_url) => (
+            "PostgreSQL",
+            support::fresh_postgres(admin_url, DB_NAME, ROLE)
+                .await
+                .runtime_url,
+        ),
         None => (
             "SQLite",
             format!("sqlite://{}/edge.db?mode=rwc", dir.to_str().unwrap()),
@@ -555,9 +519,7 @@ async fn run_edge(settings: &Settings, dir: &Path) -> Side {
         let failed = result.get("error").is_some();
         runs.push((scenario, result, cpu));
         if failed {
-            println!(
-                "edge: the clients could not connect or join (see the error above)"
-            );
+            println!("edge: the clients could not connect or join (see the error above)");
             // The next scenario would fail the same way.
             break;
         }
