@@ -1,15 +1,16 @@
-//! Two server nodes on one database sharing Redis: a `socket.io-client` on each, and
+//! Two server nodes (this test's server and an `edge-server` process) on one database
+//! sharing Redis: a `socket.io-client` on each, and
 //! messages, presence and server events cross between them (server events exactly once).
 //! Skipped (with a `SKIPPED` line) when `EDGE_TEST_REDIS_URL` is not set.
 
 use std::time::Duration;
 
-use edge_server::Application;
 use reqwest::Method;
 use serde_json::json;
 
 use crate::chat_socketio::team;
-use crate::helpers::{Backend, Options, for_each_backend, skip, spawn_with, test_config};
+use crate::cli_process::{CliProcess, edge_server};
+use crate::helpers::{Backend, Options, for_each_backend, skip, spawn_with};
 use crate::socket_client;
 use crate::tenancy::send;
 
@@ -44,21 +45,20 @@ async fn messages_and_presence_cross_nodes_through_redis(backend: Backend) {
     else {
         return;
     };
-    // The second node: same database, same secrets (data directory), same Redis.
-    let mut second_vars = vars.clone();
-    second_vars.push(("EDGE_MIGRATE_ON_START".into(), "false".into()));
-    let config = test_config(
-        one.data_dir.path(),
-        &one.server_database_url(),
-        &second_vars,
-    );
-    let two = Application::build(config).await.unwrap();
-    let two_url = format!("http://{}", two.address());
-    let (stop_two, stopped) = tokio::sync::oneshot::channel::<()>();
-    let node_two = tokio::spawn(two.run_until(async move {
-        stopped.await.ok();
-    }));
-
+    // The second node is another `edge-server` process: same database, same secrets (the
+    // data directory), same Redis; nothing else in common with the first.
+    let mut two = CliProcess::spawn({
+        let mut command = edge_server("serve");
+        command
+            .env("EDGE_BIND", "127.0.0.1:0")
+            .env("EDGE_DATA_DIR", one.data_dir.path())
+            .env("EDGE_DATABASE_URL", one.server_database_url())
+            .env("EDGE_DATABASE_MAX_CONNECTIONS", "4")
+            .env("EDGE_MIGRATE_ON_START", "false")
+            .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        command
+    });
+    let two_url = listening_url(&two).await;
     let Some(mut js1) = socket_client::start(&test, &one.url("")).await else {
         return;
     };
@@ -144,6 +144,20 @@ async fn messages_and_presence_cross_nodes_through_redis(backend: Backend) {
         .await;
     assert_eq!(offline["viewing"], json!([]));
 
-    stop_two.send(()).ok();
-    node_two.await.unwrap().unwrap();
+    two.terminate().await;
+}
+
+/// The address a `serve` process logged it listens on.
+async fn listening_url(process: &CliProcess) -> String {
+    let logged = process.wait_for_log("edge-server listening on").await;
+    let line = logged
+        .lines()
+        .find(|line| line.contains("edge-server listening on"))
+        .unwrap();
+    let entry: serde_json::Value = serde_json::from_str(line).unwrap();
+    let address = entry["fields"]["address"]
+        .as_str()
+        .or_else(|| entry["address"].as_str())
+        .unwrap_or_else(|| panic!("no address in {line}"));
+    format!("http://{address}")
 }
