@@ -370,10 +370,7 @@ pub async fn store_message(
     if let Some(client_id) = &input.client_message_id
         && let Some(first) = find_by_client_id(db, org, kind, &key, sender, client_id).await?
     {
-        return Ok(Stored {
-            message: first,
-            created: false,
-        });
+        return resent(first, &input.body);
     }
     let row = chat_messages::Model {
         organization_id: org.as_uuid(),
@@ -411,10 +408,7 @@ pub async fn store_message(
         let first = find_by_client_id(db, org, kind, &key, sender, client_id)
             .await?
             .ok_or_else(|| Error::internal("a resent chat message vanished"))?;
-        return Ok(Stored {
-            message: first,
-            created: false,
-        });
+        return resent(first, &row.body);
     }
     ensure_participant(&txn, org, sender, kind, &key, now).await?;
     if let Room::Dm(peer) = room {
@@ -424,6 +418,22 @@ pub async fn store_message(
     Ok(Stored {
         message: row,
         created: true,
+    })
+}
+
+/// The answer to a resend: the first message, unless the resend carries another body
+/// under the same `client_message_id` (a client bug that would otherwise lose the new
+/// text silently). Once the first message was edited or deleted its original body is
+/// gone, so any resend of it is taken as a resend.
+fn resent(first: chat_messages::Model, body: &str) -> Result<Stored, Error> {
+    if first.edited_at.is_none() && first.deleted_at.is_none() && first.body != body {
+        return Err(Error::Conflict(
+            "client_message_id was already used for a message with another body".into(),
+        ));
+    }
+    Ok(Stored {
+        message: first,
+        created: false,
     })
 }
 

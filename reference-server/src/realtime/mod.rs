@@ -450,7 +450,7 @@ fn failure(err: &Error) -> Value {
         ),
         Error::NotFound { .. } => ("not_found", err.to_string(), None),
         Error::Forbidden(message) => ("forbidden", message.clone(), None),
-        Error::Conflict(message) => ("invalid", message.clone(), None),
+        Error::Conflict(message) => ("conflict", message.clone(), None),
         Error::RateLimited { retry_after } => (
             "rate_limited",
             err.to_string(),

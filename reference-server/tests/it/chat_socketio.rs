@@ -155,6 +155,19 @@ async fn socket_io_client_chats_in_rooms_and_directly(app: TestApp) {
     .unwrap();
     assert_eq!(history["items"].as_array().unwrap().len(), 1);
 
+    // The same client id with another body is a conflict, and stores nothing.
+    let clash = js
+        .emit(
+            "a1",
+            "sendMessage",
+            json!({"room": room, "body": "something else", "client_message_id": "c-1"}),
+        )
+        .await;
+    assert_eq!(clash["ok"], false, "{clash}");
+    assert_eq!(clash["error"]["code"], "conflict", "{clash}");
+    js.no_event("m1", "message", Duration::from_millis(300))
+        .await;
+
     // Bad payloads are `invalid` with details.
     let empty = js
         .emit("a1", "sendMessage", json!({"room": room, "body": "  "}))
