@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use edge_core::{Error, OrgId};
-use edge_tenancy::{Permission, TenantContext};
+use edge_tenancy::{Permission, Role, TenantContext};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -228,6 +228,12 @@ fn billing_room(org: OrgId) -> String {
     format!("o:{org}:billing")
 }
 
+/// The sockets that see every CRM record whatever the organization's
+/// `record_visibility` (every role but `user`; see `crm::visibility`).
+fn all_records_room(org: OrgId) -> String {
+    format!("o:{org}:records")
+}
+
 fn user_room(org: OrgId, user: Uuid) -> String {
     format!("o:{org}:u:{user}")
 }
@@ -307,6 +313,9 @@ fn authenticate<A: Adapter>(
             let mut rooms = vec![org_room(org), user_room(org, user)];
             if session.ctx.can(Permission::BillingRead) {
                 rooms.push(billing_room(org));
+            }
+            if session.ctx.role() != Role::User {
+                rooms.push(all_records_room(org));
             }
             s.extensions.insert(session);
             s.join(rooms);

@@ -10,14 +10,17 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use edge_core::OrgId;
-use sea_orm::{ColumnTrait as _, DatabaseConnection, EntityTrait as _, QueryFilter as _};
+use sea_orm::{ColumnTrait as _, DatabaseConnection, DbErr, EntityTrait as _, QueryFilter as _};
 use sea_orm::{QueryOrder as _, QuerySelect as _};
 use serde_json::json;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use uuid::Uuid;
 
-use crate::entities::events;
+use crate::crm::visibility::RecordVisibility;
+use crate::entities::{deals, events, organizations};
+use crate::organization_settings::OrganizationSettings;
+use crate::tenant_scope::in_organization;
 
 /// How often the outbox is read.
 const POLL_EVERY: Duration = Duration::from_millis(200);
@@ -63,7 +66,7 @@ pub(super) async fn tail<A: Adapter>(db: DatabaseConnection, io: SocketIo<A>) {
                 }
                 newest = newest.max(at);
                 delivered.insert(row.id, at);
-                push(&io, row).await;
+                push(&io, &db, row).await;
             }
             if !full {
                 break;
@@ -74,14 +77,15 @@ pub(super) async fn tail<A: Adapter>(db: DatabaseConnection, io: SocketIo<A>) {
     }
 }
 
-/// Emits one event to this node's sockets of its organization (billing events only to
-/// the sockets whose role may read billing).
-async fn push<A: Adapter>(io: &SocketIo<A>, row: events::Model) {
-    let org = OrgId::from_uuid(row.organization_id);
-    let room = if row.kind.starts_with("payment.") || row.kind.starts_with("wallet.") {
-        super::billing_room(org)
-    } else {
-        super::org_room(org)
+/// Emits one event to this node's sockets that may hear of it ([`audience`]).
+async fn push<A: Adapter>(io: &SocketIo<A>, db: &DatabaseConnection, row: events::Model) {
+    let rooms = match audience(db, &row).await {
+        Ok(rooms) => rooms,
+        Err(err) => {
+            // Not knowing who may see it, tell no one rather than everyone.
+            tracing::warn!(event = %row.id, error = %err, "who may hear of an event could not be read; not pushed");
+            return;
+        }
     };
     let event = json!({
         "id": row.id,
@@ -91,7 +95,39 @@ async fn push<A: Adapter>(io: &SocketIo<A>, row: events::Model) {
         "data": row.payload,
         "created_at": row.created_at,
     });
-    super::emit_logged(io.local().to(room).emit("event", &event)).await;
+    super::emit_logged(io.local().to(rooms).emit("event", &event)).await;
+}
+
+/// The rooms an event goes to: payment and wallet events to the sockets whose role may
+/// read billing; an event about a deal, when the organization's `record_visibility` is
+/// `own`, to those who see every record and to the deal's owner; everything else to the
+/// whole organization.
+async fn audience(db: &DatabaseConnection, row: &events::Model) -> Result<Vec<String>, DbErr> {
+    let org = OrgId::from_uuid(row.organization_id);
+    if row.kind.starts_with("payment.") || row.kind.starts_with("wallet.") {
+        return Ok(vec![super::billing_room(org)]);
+    }
+    if row.subject_type != "deal" {
+        return Ok(vec![super::org_room(org)]);
+    }
+    in_organization(org, async {
+        let settings = organizations::Entity::find_by_id(org.as_uuid())
+            .one(db)
+            .await?
+            .map(|o| OrganizationSettings::from_stored(&o.settings))
+            .unwrap_or_default();
+        if settings.record_visibility == RecordVisibility::Everyone {
+            return Ok(vec![super::org_room(org)]);
+        }
+        let owner = deals::Entity::find_by_id((org.as_uuid(), row.subject_id))
+            .one(db)
+            .await?
+            .and_then(|deal| deal.owner_id);
+        let mut rooms = vec![super::all_records_room(org)];
+        rooms.extend(owner.map(|owner| super::user_room(org, owner)));
+        Ok(rooms)
+    })
+    .await
 }
 
 fn now_ms() -> u64 {

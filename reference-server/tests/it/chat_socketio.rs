@@ -16,6 +16,7 @@ on_both_backends!(
     socket_io_client_chats_in_rooms_and_directly,
     the_default_transport_upgrades_from_polling_to_websocket,
     billing_events_reach_only_those_who_may_read_billing,
+    deal_events_follow_record_visibility,
 );
 for_each_backend!(a_flood_from_one_connection_is_rate_limited);
 
@@ -528,4 +529,63 @@ async fn a_flood_from_one_connection_is_rate_limited(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     js.emit_ok("a", "typing", json!({"room": room, "typing": false}))
         .await;
+}
+
+/// Under `record_visibility: own`, a `user` hears of stage changes of their own deals
+/// only; managers and admins hear of every deal.
+async fn deal_events_follow_record_visibility(app: TestApp) {
+    let Some(mut js) = socket_client::start(module_path!(), &app.url("")).await else {
+        return;
+    };
+    let acme = team(&app, "Acme", "acme.example").await;
+    let user = invite_and_accept(&app, &acme.admin_token, "user@acme.example", "user").await;
+    let user_id = user["user"]["id"].as_str().unwrap().to_owned();
+    crate::crm_support::only_own_records(&app, &acme.admin_token).await;
+    let theirs = send(
+        &app,
+        &acme.admin_token,
+        Method::POST,
+        "/deals",
+        Some(json!({"title": "The user's deal", "owner_id": user_id})),
+    )
+    .await;
+    assert_eq!(theirs.status(), 201);
+    let theirs: Value = theirs.json().await.unwrap();
+    let theirs = theirs["id"].as_str().unwrap().to_owned();
+    js.connect_ok("manager", &acme.member_token).await;
+    js.connect_ok("user", &token(&user)).await;
+
+    // A deal the user does not own: the manager hears of it, the user does not.
+    let moved = send(
+        &app,
+        &acme.admin_token,
+        Method::POST,
+        &format!("/deals/{}/move", acme.deal),
+        Some(json!({"stage_id": acme.stages[1]})),
+    )
+    .await;
+    assert_eq!(moved.status(), 200);
+    js.event_where("manager", "event", |e| {
+        e["kind"] == "deal.stage_changed" && e["subject_id"] == acme.deal.as_str()
+    })
+    .await;
+    js.no_event("user", "event", Duration::from_millis(800))
+        .await;
+
+    // Their own deal: both hear of it.
+    let moved = send(
+        &app,
+        &acme.admin_token,
+        Method::POST,
+        &format!("/deals/{theirs}/move"),
+        Some(json!({"stage_id": acme.stages[1]})),
+    )
+    .await;
+    assert_eq!(moved.status(), 200);
+    for name in ["user", "manager"] {
+        let event = js
+            .event_where(name, "event", |e| e["kind"] == "deal.stage_changed")
+            .await;
+        assert_eq!(event["subject_id"], theirs.as_str(), "{name}: {event}");
+    }
 }
