@@ -46,6 +46,7 @@ use socketioxide::adapter::{Adapter, Emitter, LocalAdapter};
 use socketioxide::extract::{AckSender, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler as _;
 use socketioxide::layer::SocketIoLayer;
+use socketioxide::operators::BroadcastOperators;
 use socketioxide_redis::{RedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 use uuid::Uuid;
 
@@ -343,7 +344,10 @@ fn connected<A: Adapter>()
             let Some(session) = s.extensions.get::<Session>() else {
                 return;
             };
-            let others = match io
+            let Some(root) = default_ns(&io) else {
+                return;
+            };
+            let others = match root
                 .within(user_room(session.org, session.user))
                 .fetch_sockets()
                 .await
@@ -356,10 +360,18 @@ fn connected<A: Adapter>()
             };
             if others == 0 {
                 let presence = json!({"user_id": session.user, "online": true, "viewing": []});
-                emit_logged(io.to(org_room(session.org)).emit("presence", &presence)).await;
+                if let Some(root) = default_ns(&io) {
+                    emit_logged(root.to(org_room(session.org)).emit("presence", &presence)).await;
+                }
             }
         })
     }
+}
+
+/// The default namespace's operators, or `None` once the server is closing: disconnect
+/// handlers still run then, and socketioxide's own `io.to()` would panic.
+pub(super) fn default_ns<A: Adapter>(io: &SocketIo<A>) -> Option<BroadcastOperators<A>> {
+    io.of("/")
 }
 
 async fn emit_logged<E: std::fmt::Display>(emit: impl Future<Output = Result<(), E>>) {
@@ -820,13 +832,18 @@ async fn announce<A: Adapter>(io: &SocketIo<A>, org: OrgId, user: Uuid, online: 
         Vec::new()
     };
     let presence = json!({"user_id": user, "online": online, "viewing": viewing});
-    emit_logged(io.to(org_room(org)).emit("presence", &presence)).await;
+    if let Some(root) = default_ns(io) {
+        emit_logged(root.to(org_room(org)).emit("presence", &presence)).await;
+    }
 }
 
 /// The records a user's sockets view, on every node.
 async fn viewing_of<A: Adapter>(io: &SocketIo<A>, org: OrgId, user: Uuid) -> Vec<String> {
     let prefix = view_prefix(org, user);
-    match io.within(user_room(org, user)).rooms().await {
+    let Some(root) = default_ns(io) else {
+        return Vec::new();
+    };
+    match root.within(user_room(org, user)).rooms().await {
         Ok(rooms) => rooms
             .iter()
             .filter_map(|r| r.strip_prefix(prefix.as_str()).map(str::to_owned))
@@ -849,7 +866,8 @@ async fn presence<A: Adapter>(
 ) -> Reply {
     session.take_token()?;
     let org = session.org;
-    let rooms = io
+    let rooms = default_ns(&io)
+        .ok_or_else(|| Error::internal("the realtime server is closing"))?
         .within(org_room(org))
         .rooms()
         .await
@@ -885,7 +903,10 @@ async fn disconnected<A: Adapter>(s: SocketRef<A>, io: SocketIo<A>) {
     let prefix = view_prefix(session.org, session.user);
     let was_viewing = s.rooms().iter().any(|r| r.starts_with(&prefix));
     s.leave_all();
-    let remaining = match io
+    let Some(root) = default_ns(&io) else {
+        return;
+    };
+    let remaining = match root
         .within(user_room(session.org, session.user))
         .fetch_sockets()
         .await

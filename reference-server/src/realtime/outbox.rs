@@ -95,7 +95,9 @@ async fn push<A: Adapter>(io: &SocketIo<A>, db: &DatabaseConnection, row: events
         "data": row.payload,
         "created_at": row.created_at,
     });
-    super::emit_logged(io.local().to(rooms).emit("event", &event)).await;
+    if let Some(root) = super::default_ns(io) {
+        super::emit_logged(root.local().to(rooms).emit("event", &event)).await;
+    }
 }
 
 /// The rooms an event goes to: payment and wallet events to the sockets whose role may
