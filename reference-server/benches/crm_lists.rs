@@ -241,11 +241,7 @@ async fn time_sql(db: &DatabaseConnection, name: &str, sql: &str, samples: usize
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let Some(admin_url) = std::env::var("EDGE_BENCH_DATABASE_URL")
-        .ok()
-        .or_else(|| std::env::var("EDGE_TEST_DATABASE_URL").ok())
-        .filter(|u| !u.is_empty())
-    else {
+    let Some(admin_url) = support::admin_url() else {
         println!("crm_lists: SKIPPED (set EDGE_BENCH_DATABASE_URL or EDGE_TEST_DATABASE_URL)");
         return;
     };

@@ -175,23 +175,8 @@ async fn progress(db: &DatabaseConnection) -> (u64, u64, u64) {
     (stored, unprocessed, unapplied)
 }
 
-struct Checks {
-    failed: usize,
-}
-
-impl Checks {
-    fn check(&mut self, ok: bool, what: &str) {
-        if ok {
-            println!("  ok      {what}");
-        } else {
-            self.failed += 1;
-            println!("  FAILED  {what}");
-        }
-    }
-}
-
-async fn verify(db: &DatabaseConnection, payments_set: &[Payment]) -> Checks {
-    let mut checks = Checks { failed: 0 };
+async fn verify(db: &DatabaseConnection, payments_set: &[Payment]) -> support::Checks {
+    let mut checks = support::Checks::default();
 
     let callbacks = mpesa_callbacks::Entity::find().all(db).await.unwrap();
     let mut outcomes: HashMap<String, usize> = HashMap::new();
@@ -383,31 +368,20 @@ async fn main() {
     // The server's warnings and errors (a failed processing, a pool time-out) on stderr.
     let log = std::env::var("EDGE_LOG").unwrap_or_else(|_| "warn".into());
     edge_server::telemetry::init(edge_server::LogFormat::Pretty, &log);
-    let admin_url = std::env::var("EDGE_BENCH_DATABASE_URL")
-        .ok()
-        .or_else(|| std::env::var("EDGE_TEST_DATABASE_URL").ok())
-        .filter(|u| !u.is_empty());
     let data_dir = tempfile::tempdir().unwrap();
-    let (backend, server_url, check_url) = match &admin_url {
-        Some(admin_url) => {
-            let db = support::fresh_postgres(admin_url, DB_NAME, ROLE).await;
-            ("PostgreSQL", db.runtime_url, db.owner_url)
-        }
-        None => {
-            let url = format!(
-                "sqlite://{}/edge.db?mode=rwc",
-                data_dir.path().to_str().unwrap()
-            );
-            ("SQLite", url.clone(), url)
-        }
-    };
+    let target = support::target(data_dir.path(), DB_NAME, ROLE).await;
+    let (backend, server_url, check_url) = (target.backend, &target.server_url, &target.owner_url);
     let pool = std::env::var("EDGE_DATABASE_MAX_CONNECTIONS").unwrap_or_default();
     let config = Config::from_vars([
         ("EDGE_DATABASE_URL", server_url.as_str()),
         ("EDGE_DATABASE_MAX_CONNECTIONS", pool.as_str()),
         (
             "EDGE_MIGRATE_ON_START",
-            if admin_url.is_some() { "false" } else { "true" },
+            if target.migrate_on_start {
+                "true"
+            } else {
+                "false"
+            },
         ),
         ("EDGE_BIND", "127.0.0.1:0"),
         ("EDGE_DATA_DIR", data_dir.path().to_str().unwrap()),

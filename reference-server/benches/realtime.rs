@@ -459,29 +459,19 @@ async fn seed_edge(api: &Api, settings: &Settings) -> (Vec<String>, Vec<Option<S
 }
 
 async fn run_edge(settings: &Settings, dir: &Path) -> Side {
-    let admin_url = std::env::var("EDGE_BENCH_DATABASE_URL")
-        .ok()
-        .or_else(|| std::env::var("EDGE_TEST_DATABASE_URL").ok())
-        .filter(|u| !u.is_empty());
-    let (backend, database_url) = match &admin_url {
-        Some(admin_url) => (
-            "PostgreSQL",
-            support::fresh_postgres(admin_url, DB_NAME, ROLE)
-                .await
-                .runtime_url,
-        ),
-        None => (
-            "SQLite",
-            format!("sqlite://{}/edge.db?mode=rwc", dir.to_str().unwrap()),
-        ),
-    };
+    let target = support::target(dir, DB_NAME, ROLE).await;
+    let backend = target.backend;
     let pool = std::env::var("EDGE_DATABASE_MAX_CONNECTIONS").unwrap_or_default();
     let config = Config::from_vars([
-        ("EDGE_DATABASE_URL", database_url.as_str()),
+        ("EDGE_DATABASE_URL", target.server_url.as_str()),
         ("EDGE_DATABASE_MAX_CONNECTIONS", pool.as_str()),
         (
             "EDGE_MIGRATE_ON_START",
-            if admin_url.is_some() { "false" } else { "true" },
+            if target.migrate_on_start {
+                "true"
+            } else {
+                "false"
+            },
         ),
         ("EDGE_BIND", "127.0.0.1:0"),
         ("EDGE_DATA_DIR", dir.to_str().unwrap()),

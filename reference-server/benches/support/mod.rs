@@ -1,12 +1,77 @@
-//! What the benches share: a PostgreSQL database of their own, migrated by its owner and
-//! used by a runtime role that row-level security applies to, and percentiles.
+//! What the benches share: where their database is (SQLite in a temporary directory, or a
+//! PostgreSQL database of their own, migrated by its owner and used by a runtime role that
+//! row-level security applies to), checks that print as they go, and percentiles.
 
 // Each bench is its own crate and uses only part of this module.
 #![allow(dead_code)]
 
+use std::path::Path;
 use std::time::Duration;
 
 use sea_orm::{ConnectionTrait as _, Database, DatabaseConnection};
+
+/// The PostgreSQL server to bench on: `EDGE_BENCH_DATABASE_URL`, else
+/// `EDGE_TEST_DATABASE_URL`; `None` when neither is set.
+pub fn admin_url() -> Option<String> {
+    ["EDGE_BENCH_DATABASE_URL", "EDGE_TEST_DATABASE_URL"]
+        .into_iter()
+        .find_map(|var| std::env::var(var).ok().filter(|url| !url.is_empty()))
+}
+
+/// Where a bench's server keeps its data.
+pub struct Target {
+    /// `SQLite` or `PostgreSQL`, for the report.
+    pub backend: &'static str,
+    /// The server's database URL (the runtime role's on PostgreSQL).
+    pub server_url: String,
+    /// The URL to seed and check with (the owner's on PostgreSQL).
+    pub owner_url: String,
+    /// Whether the server must apply the migrations itself (SQLite); on PostgreSQL the
+    /// owner already did.
+    pub migrate_on_start: bool,
+}
+
+/// PostgreSQL when [`admin_url`] is set (a fresh `db_name` with `role`, see
+/// [`fresh_postgres`]), otherwise an SQLite file in `dir`.
+pub async fn target(dir: &Path, db_name: &str, role: &str) -> Target {
+    match admin_url() {
+        Some(admin_url) => {
+            let db = fresh_postgres(&admin_url, db_name, role).await;
+            Target {
+                backend: "PostgreSQL",
+                server_url: db.runtime_url,
+                owner_url: db.owner_url,
+                migrate_on_start: false,
+            }
+        }
+        None => {
+            let url = format!("sqlite://{}/edge.db?mode=rwc", dir.to_str().unwrap());
+            Target {
+                backend: "SQLite",
+                server_url: url.clone(),
+                owner_url: url,
+                migrate_on_start: true,
+            }
+        }
+    }
+}
+
+/// Checks that print `ok` or `FAILED` as they are made, and count the failures.
+#[derive(Default)]
+pub struct Checks {
+    pub failed: usize,
+}
+
+impl Checks {
+    pub fn check(&mut self, ok: bool, what: &str) {
+        if ok {
+            println!("  ok      {what}");
+        } else {
+            self.failed += 1;
+            println!("  FAILED  {what}");
+        }
+    }
+}
 
 /// A bench's database: the owner's URL (migrations, direct seeding, checks) and the
 /// runtime role's URL (the server).
