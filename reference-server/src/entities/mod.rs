@@ -10,6 +10,7 @@ pub mod chat_messages;
 pub mod chat_participants;
 pub mod deal_stage_moves;
 pub mod deals;
+pub mod event_queue;
 pub mod events;
 pub mod invitations;
 pub mod ledger_entries;

@@ -17,6 +17,7 @@ mod m20261124_000008_payments;
 mod m20261124_000009_plans_subscriptions;
 mod m20261125_000010_whatsapp;
 mod m20261126_000011_chat;
+mod m20261127_000012_event_queue;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000009_plans_subscriptions::Migration),
             Box::new(m20261125_000010_whatsapp::Migration),
             Box::new(m20261126_000011_chat::Migration),
+            Box::new(m20261127_000012_event_queue::Migration),
         ]
     }
 }
