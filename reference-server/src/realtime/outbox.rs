@@ -108,7 +108,6 @@ const RECORDS: &[&str] = &["prospect", "relationship", "deal", "ticket"];
 /// read billing; an event about a CRM record, when the organization's
 /// `record_visibility` is `own`, to those who see every record and to the record's owner;
 /// everything else to the whole organization.
-
 async fn audience(db: &DatabaseConnection, row: &events::Model) -> Result<Vec<String>, DbErr> {
     let org = OrgId::from_uuid(row.organization_id);
     if row.kind.starts_with("payment.") || row.kind.starts_with("wallet.") {
