@@ -5,7 +5,8 @@ use reqwest::Method;
 use sea_orm::{ColumnTrait as _, EntityTrait as _, PaginatorTrait as _, QueryFilter as _};
 use serde_json::{Value, json};
 
-use edge_server::entities::{events, prospects};
+use edge_server::entities::{events, import_chunks, imports, prospects};
+use sea_orm::sea_query::Expr;
 
 use crate::auth::{signup, token};
 use crate::helpers::{TestApp, on_both_backends};
@@ -16,6 +17,7 @@ on_both_backends!(
     update_patches_existing_records_with_the_rows_values,
     another_tenants_import_is_not_found,
     a_large_file_completes_in_one_job,
+    a_job_that_stops_mid_file_resumes_after_its_last_committed_batch,
 );
 
 async fn json_of(response: reqwest::Response, status: u16) -> Value {
@@ -457,4 +459,118 @@ async fn a_large_file_completes_in_one_job(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(with_email, 1);
+}
+
+async fn import_row(app: &TestApp, id: &str) -> imports::Model {
+    imports::Entity::find()
+        .filter(imports::Column::Id.eq(id.parse::<uuid::Uuid>().unwrap()))
+        .one(app.db())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn a_job_that_stops_mid_file_resumes_after_its_last_committed_batch(app: TestApp) {
+    let t = token(&signup(&app, "Tena", "admin@tena.example").await);
+    let rows = 1_200; // three chunks of 500, 500 and 200
+    let mut file = String::from("name,phone\n");
+    for i in 0..rows {
+        file.push_str(&format!("Person {i},0712{i:06}\n"));
+    }
+    let uploaded = upload(&app, &t, &file).await;
+    let id = uploaded["id"].as_str().unwrap().to_owned();
+    let import_id: uuid::Uuid = id.parse().unwrap();
+    map(&app, &t, &id, uploaded["suggested_mapping"].clone(), "skip").await;
+
+    // The second chunk cannot be read: the worker commits the first and stops there, as
+    // a server that died mid-file would.
+    let second = import_chunks::Entity::find()
+        .filter(import_chunks::Column::ImportId.eq(import_id))
+        .filter(import_chunks::Column::Seq.eq(1))
+        .one(app.db())
+        .await
+        .unwrap()
+        .unwrap();
+    import_chunks::Entity::update_many()
+        .col_expr(import_chunks::Column::Rows, Expr::value("not json"))
+        .filter(import_chunks::Column::ImportId.eq(import_id))
+        .filter(import_chunks::Column::Seq.eq(1))
+        .exec(app.db())
+        .await
+        .unwrap();
+    json_of(
+        send(
+            &app,
+            &t,
+            Method::POST,
+            &format!("/imports/{id}/start"),
+            None,
+        )
+        .await,
+        202,
+    )
+    .await;
+    let mut stopped = None;
+    for _ in 0..1200 {
+        let row = import_row(&app, &id).await;
+        if row.next_chunk == 1 {
+            stopped = Some(row);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let stopped = stopped.expect("the first chunk was committed");
+    assert_eq!(stopped.status, "running");
+    assert_eq!(stopped.rows_done, 500);
+    assert_eq!(stopped.rows_imported, 500);
+    assert_eq!(stopped.attempts, 1);
+    let view = json_of(
+        send(&app, &t, Method::GET, &format!("/imports/{id}"), None).await,
+        200,
+    )
+    .await;
+    assert_eq!(view["status"], "running");
+    assert_eq!(view["rows_done"], 500);
+    assert_eq!(prospect_count(&app).await, 500);
+
+    // The chunk is readable again and the stopped worker's lease runs out: another claim
+    // resumes at the second chunk, and nothing of the first is imported twice.
+    import_chunks::Entity::update_many()
+        .col_expr(import_chunks::Column::Rows, Expr::value(second.rows))
+        .filter(import_chunks::Column::ImportId.eq(import_id))
+        .filter(import_chunks::Column::Seq.eq(1))
+        .exec(app.db())
+        .await
+        .unwrap();
+    imports::Entity::update_many()
+        .col_expr(
+            imports::Column::ClaimedUntil,
+            Expr::value(chrono::Utc::now() - chrono::Duration::minutes(1)),
+        )
+        .filter(imports::Column::Id.eq(import_id))
+        .exec(app.db())
+        .await
+        .unwrap();
+    let mut done = None;
+    for _ in 0..1200 {
+        let row = import_row(&app, &id).await;
+        if row.status == "completed" {
+            done = Some(row);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let done = done.expect("the job resumed and completed");
+    assert_eq!(done.attempts, 2);
+    assert_eq!(done.rows_done, rows);
+    assert_eq!(done.rows_imported, rows);
+    assert_eq!(done.rows_skipped_duplicate, 0);
+    assert_eq!(done.rows_failed, 0);
+    assert_eq!(prospect_count(&app).await, rows as u64);
+    let completed = events::Entity::find()
+        .filter(events::Column::Kind.eq("import.completed"))
+        .all(app.db())
+        .await
+        .unwrap();
+    assert_eq!(completed.len(), 1);
 }
