@@ -73,7 +73,7 @@ fn generate(rows: usize, existing: &HashSet<String>) -> (String, u64, u64, u64) 
     let (mut imported, mut skipped, mut failed) = (0, 0, 0);
     for i in 0..rows {
         let bad = i % 97 == 96;
-        let repeat = i % 50 == 0 && i > 0;
+        let repeat = i.is_multiple_of(50) && i > 0;
         let number = if repeat { phone(i - 1) } else { phone(i) };
         let email = if bad {
             "not-an-email".to_owned()
@@ -165,7 +165,7 @@ async fn main() {
     for k in 0..EXISTING {
         // Rows 1, 1 + step, …: never refused, never repeats.
         let i = 1 + k * (rows / EXISTING).max(1);
-        let i = if i % 97 == 96 || (i % 50 == 0) {
+        let i = if i % 97 == 96 || i.is_multiple_of(50) {
             i + 1
         } else {
             i
