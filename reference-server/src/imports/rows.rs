@@ -614,30 +614,38 @@ pub async fn process<C: ConnectionTrait>(
             outcome.skipped += 1;
             continue;
         }
-        let slot = match slots.get(&target) {
-            Some(Slot::Insert(i)) => outcome.inserts.get_mut(*i),
-            Some(Slot::Update(i)) => outcome.updates.get_mut(*i),
-            None => match existing.values().find(|r| r.id() == target) {
+        if !slots.contains_key(&target) {
+            // A record of the organization: matched in this batch's lookup, or (by a
+            // second phone) through an earlier batch of this run.
+            let record = match existing.values().find(|r| r.id() == target) {
+                Some(record) => Some(record.clone()),
+                None => by_id(conn, plan, target).await?,
+            };
+            match record {
                 Some(record)
                     if plan
                         .visible_to
                         .is_none_or(|user| record.owner() == Some(user)) =>
                 {
                     slots.insert(target, Slot::Update(outcome.updates.len()));
-                    outcome.updates.push(record.clone());
-                    outcome.updates.last_mut()
+                    outcome.updates.push(record);
                 }
-                // Hidden from the importer, or (in a dry run) created by an earlier batch
-                // that was never written: nothing to patch here.
+                // Hidden from the importer: left alone.
                 Some(_) => {
                     outcome.skipped += 1;
                     continue;
                 }
+                // Only in a dry run: created by an earlier batch that was never written.
                 None => {
                     outcome.updated += 1;
                     continue;
                 }
-            },
+            }
+        }
+        let slot = match slots.get(&target) {
+            Some(Slot::Insert(i)) => outcome.inserts.get_mut(*i),
+            Some(Slot::Update(i)) => outcome.updates.get_mut(*i),
+            None => None,
         };
         let Some(target) = slot else {
             return Err(Error::internal("an import slot points nowhere"));
@@ -715,6 +723,28 @@ async fn matching<C: ConnectionTrait>(
         }
     }
     Ok(out)
+}
+
+/// One record of the plan's kind, by id (not deleted).
+async fn by_id<C: ConnectionTrait>(
+    conn: &C,
+    plan: &Plan,
+    id: uuid::Uuid,
+) -> Result<Option<Record>, Error> {
+    Ok(match plan.kind {
+        Kind::Prospects => entities::prospects::Entity::find_by_id((plan.org, id))
+            .filter(entities::prospects::Column::DeletedAt.is_null())
+            .one(conn)
+            .await
+            .map_err(Error::internal)?
+            .map(Record::Prospect),
+        Kind::Relationships => entities::relationships::Entity::find_by_id((plan.org, id))
+            .filter(entities::relationships::Column::DeletedAt.is_null())
+            .one(conn)
+            .await
+            .map_err(Error::internal)?
+            .map(Record::Relationship),
+    })
 }
 
 /// Rows per `INSERT` statement: well under SQLite's and PostgreSQL's bind limits.
