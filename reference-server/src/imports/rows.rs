@@ -614,7 +614,7 @@ pub async fn process<C: ConnectionTrait>(
             outcome.skipped += 1;
             continue;
         }
-        if !slots.contains_key(&target) {
+        if let std::collections::hash_map::Entry::Vacant(vacant) = slots.entry(target) {
             // A record of the organization: matched in this batch's lookup, or (by a
             // second phone) through an earlier batch of this run.
             let record = match existing.values().find(|r| r.id() == target) {
@@ -627,7 +627,7 @@ pub async fn process<C: ConnectionTrait>(
                         .visible_to
                         .is_none_or(|user| record.owner() == Some(user)) =>
                 {
-                    slots.insert(target, Slot::Update(outcome.updates.len()));
+                    vacant.insert(Slot::Update(outcome.updates.len()));
                     outcome.updates.push(record);
                 }
                 // Hidden from the importer: left alone.
