@@ -391,6 +391,35 @@ Brand New,0712000003,Fresh Ltd,,\n";
     .await;
     assert_eq!(tagged["items"].as_array().unwrap().len(), 1);
     assert_eq!(prospect_count(&app).await, 2);
+
+    // A row in a later batch that matches an earlier row of the file by its second phone
+    // updates the record that row created.
+    let mut file = String::from("name,phones,company\nTwo Phones,0712100000;0712100001,First\n");
+    for i in 0..500 {
+        file.push_str(&format!("Filler {i},0712{:06},\n", 200_000 + i));
+    }
+    file.push_str("Second Phone,0712100001,Later\n");
+    let uploaded = upload(&app, &t, &file).await;
+    let id = uploaded["id"].as_str().unwrap().to_owned();
+    map(
+        &app,
+        &t,
+        &id,
+        uploaded["suggested_mapping"].clone(),
+        "update",
+    )
+    .await;
+    let done = run(&app, &t, &id).await;
+    assert_eq!(done["rows_imported"], 501, "{done}");
+    assert_eq!(done["rows_updated"], 1, "{done}");
+    let found = json_of(
+        send(&app, &t, Method::GET, "/prospects?q=second%20phone", None).await,
+        200,
+    )
+    .await;
+    assert_eq!(found["items"].as_array().unwrap().len(), 1);
+    assert_eq!(found["items"][0]["company"], "Later");
+    assert_eq!(prospect_count(&app).await, 503);
 }
 
 async fn another_tenants_import_is_not_found(app: TestApp) {
