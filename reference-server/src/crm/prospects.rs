@@ -112,7 +112,8 @@ pub struct ProspectView {
 }
 
 impl ProspectView {
-    fn new(row: prospects::Model, cx: &CrmContext) -> Self {
+    /// The view of a stored row.
+    pub(crate) fn new(row: prospects::Model, cx: &CrmContext) -> Self {
         Self {
             id: row.id,
             estimated_value: row
@@ -174,6 +175,20 @@ async fn apply(
     input: ProspectInput,
     creating: bool,
 ) -> Result<(), Error> {
+    let owner = check(cx, row, input, creating)?;
+    assign(db, ctx, "owner_id", &mut row.owner_id, owner, creating).await
+}
+
+/// The checks of [`apply`] that need no database: every field but the owner, checked
+/// and written onto `row`. Returns the owner asked for (`None`: not given), which the
+/// caller checks with [`assign`]. Imports validate each row with it, exactly as the API
+/// validates the same prospect.
+pub(crate) fn check(
+    cx: &CrmContext,
+    row: &mut prospects::Model,
+    input: ProspectInput,
+    creating: bool,
+) -> Result<Option<Option<uuid::Uuid>>, Error> {
     let settings = &cx.settings;
     let mut checks = Checks::new();
     ContactRow {
@@ -225,18 +240,11 @@ async fn apply(
         row.estimated_value_minor = value.map(|v| checks.money("estimated_value", v, cx.currency));
     }
     checks.finish()?;
-    assign(
-        db,
-        ctx,
-        "owner_id",
-        &mut row.owner_id,
-        input.owner_id,
-        creating,
-    )
-    .await
+    Ok(input.owner_id)
 }
 
-fn blank(org: uuid::Uuid, cx: &CrmContext, now: DateTime<Utc>) -> prospects::Model {
+/// A blank prospect of `org` (name empty, lists empty), to be filled by [`check`].
+pub(crate) fn blank(org: uuid::Uuid, cx: &CrmContext, now: DateTime<Utc>) -> prospects::Model {
     prospects::Model {
         organization_id: org,
         id: uuid::Uuid::now_v7(),
@@ -392,7 +400,10 @@ pub async fn update(
 }
 
 /// The names of the fields that differ, for the audit log.
-fn changed_fields(before: &prospects::Model, after: &prospects::Model) -> Vec<&'static str> {
+pub(crate) fn changed_fields(
+    before: &prospects::Model,
+    after: &prospects::Model,
+) -> Vec<&'static str> {
     let mut changed = Vec::new();
     macro_rules! compare {
         ($($field:ident),*) => {

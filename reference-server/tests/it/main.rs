@@ -21,6 +21,7 @@ mod errors;
 mod fake_daraja_cli;
 mod fake_whatsapp_cli;
 mod health;
+mod imports;
 mod ledger;
 mod lifecycle;
 mod payments;
