@@ -15,6 +15,7 @@
 //! ```
 
 pub mod audit;
+pub mod automation;
 pub mod billing;
 pub mod chat;
 pub mod cli;
@@ -27,6 +28,7 @@ pub mod http;
 pub mod identity;
 pub mod ledger;
 pub mod migrations;
+pub mod notifications;
 pub mod organization_settings;
 pub mod patch;
 pub mod payments;

@@ -219,6 +219,24 @@ impl Application {
             self.state.db.clone(),
             self.state.clock.clone(),
         ));
+        let automation = tokio::spawn(
+            crate::automation::worker::Runner::new(
+                self.state.db.clone(),
+                self.state.clock.clone(),
+                self.state.whatsapp.clone(),
+            )
+            .work_forever(EVENT_POLL),
+        );
+        let notifications = tokio::spawn(crate::notifications::worker::work_forever(
+            self.state.db.clone(),
+            self.state.clock.clone(),
+            EVENT_POLL,
+        ));
+        let overdue = tokio::spawn(crate::automation::overdue::sweep_forever(
+            self.state.db.clone(),
+            self.state.clock.clone(),
+            OVERDUE_SWEEP_INTERVAL,
+        ));
         let outbox = self.realtime.spawn_outbox(self.state.db.clone());
         let app = self
             .realtime
@@ -259,9 +277,18 @@ impl Application {
         subscriptions.abort();
         whatsapp.abort();
         outbox.abort();
+        automation.abort();
+        notifications.abort();
+        overdue.abort();
         result
     }
 }
+
+/// How often the automation and notification workers look for queued events.
+const EVENT_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// How often tickets whose due time passed are looked for.
+const OVERDUE_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// How often expired holds are swept.
 const HOLD_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
