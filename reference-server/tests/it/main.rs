@@ -8,6 +8,7 @@ mod helpers;
 
 mod activities;
 mod auth;
+mod automation;
 mod billing;
 mod chat_cluster;
 mod chat_isolation;
@@ -23,6 +24,7 @@ mod fake_whatsapp_cli;
 mod health;
 mod ledger;
 mod lifecycle;
+mod notifications;
 mod payments;
 mod payments_c2b;
 mod payments_inbox;
