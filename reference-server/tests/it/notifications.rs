@@ -270,17 +270,21 @@ async fn a_mention_notifies_members_who_can_see_the_room(app: TestApp) {
     let org = edge_core::OrgId::from_uuid(t.org.parse().unwrap());
     let admin: uuid::Uuid = t.admin.parse().unwrap();
     let member: uuid::Uuid = t.member.parse().unwrap();
+    // As the Socket.IO handler does it: in the organization's scope, as the server's role.
     let store = |room: edge_server::chat::Room, body: &str| {
-        edge_server::chat::store_message(
-            &app.state.db,
+        edge_server::tenant_scope::in_organization(
             org,
-            admin,
-            room,
-            edge_server::chat::NewMessage {
-                body: body.to_owned(),
-                client_message_id: None,
-            },
-            chrono::Utc::now(),
+            edge_server::chat::store_message(
+                &app.state.db,
+                org,
+                admin,
+                room,
+                edge_server::chat::NewMessage {
+                    body: body.to_owned(),
+                    client_message_id: None,
+                },
+                chrono::Utc::now(),
+            ),
         )
     };
     // In the deal's thread: the member (and the user) may see it; the other
