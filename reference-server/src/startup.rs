@@ -219,19 +219,23 @@ impl Application {
             self.state.db.clone(),
             self.state.clock.clone(),
         ));
-        let automation = tokio::spawn(
-            crate::automation::worker::Runner::new(
-                self.state.db.clone(),
-                self.state.clock.clone(),
-                self.state.whatsapp.clone(),
-            )
-            .work_forever(EVENT_POLL),
-        );
-        let notifications = tokio::spawn(crate::notifications::worker::work_forever(
-            self.state.db.clone(),
-            self.state.clock.clone(),
-            EVENT_POLL,
-        ));
+        let consumers = self.state.config.event_consumers.then(|| {
+            [
+                tokio::spawn(
+                    crate::automation::worker::Runner::new(
+                        self.state.db.clone(),
+                        self.state.clock.clone(),
+                        self.state.whatsapp.clone(),
+                    )
+                    .work_forever(EVENT_POLL),
+                ),
+                tokio::spawn(crate::notifications::worker::work_forever(
+                    self.state.db.clone(),
+                    self.state.clock.clone(),
+                    EVENT_POLL,
+                )),
+            ]
+        });
         let overdue = tokio::spawn(crate::automation::overdue::sweep_forever(
             self.state.db.clone(),
             self.state.clock.clone(),
@@ -277,8 +281,9 @@ impl Application {
         subscriptions.abort();
         whatsapp.abort();
         outbox.abort();
-        automation.abort();
-        notifications.abort();
+        for consumer in consumers.iter().flatten() {
+            consumer.abort();
+        }
         overdue.abort();
         result
     }

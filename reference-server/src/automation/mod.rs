@@ -10,7 +10,9 @@
 //!   amounts and times compared as numbers when both parse, else as text), `contains`
 //!   (text contains text, or an array contains the value) or `exists` (no value).
 //! - **Actions**, in order: `create_task` (a task activity on the event's record),
-//!   `assign_owner` (the record's owner, a ticket's assignee), `send_whatsapp_template`
+//!   `assign_owner` (the record's owner: a relationship's account manager, a ticket's
+//!   assignee; recorded as `{kind}.updated` with `owner_id` among `changed`, the record
+//!   in its data being only its id and owner field), `send_whatsapp_template`
 //!   (to the record's contact), `notify_users` (members by id and/or role), `call_webhook`
 //!   (records `automation.webhook` for one endpoint) and `move_deal` (to a stage).
 //! - Every time a rule's trigger matches an event a **run** is logged: `succeeded`,
@@ -222,7 +224,8 @@ pub enum Action {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         assignee_id: Option<Uuid>,
     },
-    /// Gives the event's record (prospect, deal) to a member, or a ticket to an assignee.
+    /// Gives the event's record to a member: a prospect's or deal's owner, a
+    /// relationship's account manager, a ticket's assignee.
     AssignOwner {
         /// The member.
         user_id: Uuid,

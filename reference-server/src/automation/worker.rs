@@ -31,7 +31,7 @@ use super::{Action, Condition, MAX_DEPTH, Trigger};
 use crate::db::{begin_write, db_err};
 use crate::entities::{
     activities, automation_rules, automation_runs, deal_stage_moves, deals, pipeline_stages,
-    prospects, tickets,
+    prospects, relationships, tickets,
 };
 use crate::events::{Consumer, Event, claim, complete};
 use crate::notifications::{self, Kind, NewNotification};
@@ -454,6 +454,7 @@ impl Runner {
                     .ok_or_else(|| failed(format!("the {kind} no longer exists")))?;
                 let field = match kind.as_str() {
                     "prospect" | "deal" => "owner_id",
+                    "relationship" => "account_manager_id",
                     "ticket" => "assignee_id",
                     other => return Err(failed(format!("a {other} has no owner"))),
                 };
@@ -479,6 +480,15 @@ impl Runner {
                             .exec(txn)
                             .await?
                     }
+                    "relationship" => {
+                        relationships::Entity::update_many()
+                            .col_expr(relationships::Column::AccountManagerId, Expr::value(user))
+                            .col_expr(relationships::Column::UpdatedAt, Expr::value(now))
+                            .filter(relationships::Column::OrganizationId.eq(org.as_uuid()))
+                            .filter(relationships::Column::Id.eq(*id))
+                            .exec(txn)
+                            .await?
+                    }
                     _ => {
                         tickets::Entity::update_many()
                             .col_expr(tickets::Column::AssigneeId, Expr::value(user))
@@ -492,10 +502,18 @@ impl Runner {
                 if rows.rows_affected != 1 {
                     return Err(failed(format!("the {kind} no longer exists")));
                 }
+                let changed = if field == "owner_id" {
+                    json!(["owner_id"])
+                } else {
+                    json!([field, "owner_id"])
+                };
                 let mut data = json!({
                     "record": {"id": id, field: user},
-                    "changed": [field],
+                    "changed": changed,
                     "previous": {field: previous},
+                    "owner_id": user,
+                    "previous_owner_id": previous,
+                    "actor_id": null,
                 });
                 cause.mark(&mut data);
                 crate::events::record(txn, org, &format!("{kind}.updated"), (kind, *id), data, now)
@@ -636,8 +654,8 @@ async fn active_member(
     }
 }
 
-/// A live record's owner (a ticket's assignee; relationships have none): `None` when the
-/// record does not exist or was deleted.
+/// A live record's owner (a relationship's account manager, a ticket's assignee): `None`
+/// when the record does not exist or was deleted.
 async fn record_owner(
     txn: &DatabaseTransaction,
     org: OrgId,
@@ -661,11 +679,11 @@ async fn record_owner(
             .await?
             .filter(|r| r.deleted_at.is_none())
             .map(|r| r.assignee_id),
-        "relationship" => crate::entities::relationships::Entity::find_by_id(key)
+        "relationship" => relationships::Entity::find_by_id(key)
             .one(txn)
             .await?
             .filter(|r| r.deleted_at.is_none())
-            .map(|_| None),
+            .map(|r| r.account_manager_id),
         _ => None,
     })
 }

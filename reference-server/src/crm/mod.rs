@@ -15,6 +15,7 @@ pub mod fields;
 pub mod list;
 pub mod pipelines;
 pub mod prospects;
+pub mod record_events;
 pub mod records;
 pub mod relationships;
 pub mod tags;

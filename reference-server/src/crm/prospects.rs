@@ -20,6 +20,7 @@ use super::contact::{ContactInput, ContactRow, assign, strings};
 use super::custom_fields::RecordKind;
 use super::fields::{Checks, caller};
 use super::list::{ListQuery, ListSpec, SortKind, SortValue, Sortable};
+use super::record_events::{self, Change};
 use super::{CrmContext, relationships, tags};
 use crate::audit::{self, Actor, ClientInfo};
 use crate::db::begin_write;
@@ -294,8 +295,21 @@ pub async fn create(
         .details(json!({ "name": row.name, "owner_id": row.owner_id }))
         .record(&txn, client, now)
         .await?;
+    let (id, owner) = (row.id, row.owner_id);
+    let view = ProspectView::new(row, &cx);
+    record_events::record(
+        &txn,
+        ctx,
+        "prospect",
+        id,
+        &view,
+        owner,
+        Change::Created,
+        now,
+    )
+    .await?;
     txn.commit().await.map_err(Error::internal)?;
-    Ok(ProspectView::new(row, &cx))
+    Ok(view)
 }
 
 /// A prospect the caller may see, or 404.
@@ -364,8 +378,17 @@ pub async fn update(
         .details(json!({ "changed": changes }))
         .record(&txn, client, now)
         .await?;
+    let (id, owner, previous_owner) = (row.id, row.owner_id, before.owner_id);
+    let view = ProspectView::new(row, &cx);
+    let before = serde_json::to_value(ProspectView::new(before, &cx)).map_err(Error::internal)?;
+    let change = Change::Updated {
+        changed: &changes,
+        before,
+        previous_owner,
+    };
+    record_events::record(&txn, ctx, "prospect", id, &view, owner, change, now).await?;
     txn.commit().await.map_err(Error::internal)?;
-    Ok(ProspectView::new(row, &cx))
+    Ok(view)
 }
 
 /// The names of the fields that differ, for the audit log.
@@ -419,6 +442,19 @@ pub async fn delete(
         .details(json!({ "name": row.name }))
         .record(&txn, client, now)
         .await?;
+    let (id, owner) = (row.id, row.owner_id);
+    let view = ProspectView::new(row, &cx);
+    record_events::record(
+        &txn,
+        ctx,
+        "prospect",
+        id,
+        &view,
+        owner,
+        Change::Deleted,
+        now,
+    )
+    .await?;
     txn.commit().await.map_err(Error::internal)?;
     Ok(())
 }
@@ -573,6 +609,28 @@ pub async fn convert(
         .details(json!({ "relationship_id": relationship.id }))
         .record(&txn, client, now)
         .await?;
+    let (prospect_id, owner) = (prospect.id, prospect.owner_id);
+    let mut converted = prospect.clone();
+    converted.relationship_id = Some(relationship.id);
+    converted.updated_at = now;
+    let before = serde_json::to_value(ProspectView::new(prospect, &cx)).map_err(Error::internal)?;
+    let change = Change::Updated {
+        changed: &["relationship_id"],
+        before,
+        previous_owner: owner,
+    };
+    let view = ProspectView::new(converted, &cx);
+    record_events::record(
+        &txn,
+        ctx,
+        "prospect",
+        prospect_id,
+        &view,
+        owner,
+        change,
+        now,
+    )
+    .await?;
     txn.commit().await.map_err(Error::internal)?;
     Ok(relationship)
 }

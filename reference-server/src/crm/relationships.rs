@@ -16,6 +16,7 @@ use super::contact::{ContactInput, ContactRow, assign, strings};
 use super::custom_fields::RecordKind;
 use super::fields::{Checks, caller};
 use super::list::{ListQuery, ListSpec, SortKind, SortValue, Sortable};
+use super::record_events::{self, Change};
 use super::{CrmContext, tags};
 use crate::audit::{self, Actor, ClientInfo};
 use crate::db::begin_write;
@@ -261,7 +262,20 @@ pub(crate) async fn insert(
         }))
         .record(txn, client, now)
         .await?;
-    Ok(RelationshipView::new(row, cx))
+    let (id, owner) = (row.id, row.account_manager_id);
+    let view = RelationshipView::new(row, cx);
+    record_events::record(
+        txn,
+        ctx,
+        "relationship",
+        id,
+        &view,
+        owner,
+        Change::Created,
+        now,
+    )
+    .await?;
+    Ok(view)
 }
 
 /// Creates a relationship directly.
@@ -345,8 +359,18 @@ pub async fn update(
         .details(json!({ "changed": changed }))
         .record(&txn, client, now)
         .await?;
+    let (id, owner, previous_owner) = (row.id, row.account_manager_id, before.account_manager_id);
+    let view = RelationshipView::new(row, &cx);
+    let before =
+        serde_json::to_value(RelationshipView::new(before, &cx)).map_err(Error::internal)?;
+    let change = Change::Updated {
+        changed: &changed,
+        before,
+        previous_owner,
+    };
+    record_events::record(&txn, ctx, "relationship", id, &view, owner, change, now).await?;
     txn.commit().await.map_err(Error::internal)?;
-    Ok(RelationshipView::new(row, &cx))
+    Ok(view)
 }
 
 fn changed_fields(
@@ -399,6 +423,19 @@ pub async fn delete(
         .details(json!({ "name": row.name }))
         .record(&txn, client, now)
         .await?;
+    let (id, owner) = (row.id, row.account_manager_id);
+    let view = RelationshipView::new(row, &cx);
+    record_events::record(
+        &txn,
+        ctx,
+        "relationship",
+        id,
+        &view,
+        owner,
+        Change::Deleted,
+        now,
+    )
+    .await?;
     txn.commit().await.map_err(Error::internal)?;
     Ok(())
 }

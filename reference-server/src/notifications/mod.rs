@@ -9,9 +9,9 @@
 //! - [`worker`] turns events into notifications (`events::Consumer::Notifications`):
 //!   a low wallet balance to the members who may read billing, a disabled webhook
 //!   endpoint to the organization's admins, an overdue ticket to its assignee (or the
-//!   admins when it has none), a record given to someone (`*.updated` with `owner_id` or
-//!   `assignee_id` among `changed`, or `*.created` with an owner) to its new owner unless
-//!   they gave it to themselves.
+//!   admins when it has none), a record given to someone (`*.updated` with `owner_id`
+//!   among `changed`, or `*.created` with an owner) to its owner unless they gave it to
+//!   themselves.
 //! - Mentions: a chat message that names a member as `@` and their email
 //!   (`@amina@duka.example`) notifies them, if they may see the room ([`mentions`]).
 //! - Automation's `notify_users` action creates notifications directly.

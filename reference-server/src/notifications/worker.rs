@@ -138,19 +138,14 @@ async fn notices_for(
                 return Ok(Vec::new());
             }
             let record = &data["record"];
-            let owner_field = if record_kind == "ticket" && record.get("owner_id").is_none() {
-                "assignee_id"
-            } else {
-                "owner_id"
-            };
             let given = match verb {
                 "created" => true,
                 "updated" => data["changed"]
                     .as_array()
-                    .is_some_and(|changed| changed.iter().any(|f| f == owner_field)),
+                    .is_some_and(|changed| changed.iter().any(|f| f == "owner_id")),
                 _ => false,
             };
-            let Some(owner) = uuid_at(record, owner_field).filter(|_| given) else {
+            let Some(owner) = owner_of(data).filter(|_| given) else {
                 return Ok(Vec::new());
             };
             if actor_of(data, verb) == Some(owner) || active_role(db, org, owner).await?.is_none() {
@@ -165,6 +160,16 @@ async fn notices_for(
             ))
         }
     }
+}
+
+/// The record's owner: the event's `owner_id` (whatever the kind calls it), else the
+/// record's own owner field.
+fn owner_of(data: &Value) -> Option<Uuid> {
+    uuid_at(data, "owner_id").or_else(|| {
+        ["owner_id", "account_manager_id", "assignee_id"]
+            .iter()
+            .find_map(|key| uuid_at(&data["record"], key))
+    })
 }
 
 /// An id at `key` of a JSON object.

@@ -30,6 +30,7 @@ mod payments_c2b;
 mod payments_inbox;
 mod prospects;
 mod rate_limits;
+mod record_events;
 mod request_id;
 mod socket_client;
 mod targets;

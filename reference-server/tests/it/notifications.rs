@@ -246,21 +246,61 @@ async fn giving_a_deal_to_someone_notifies_them(app: TestApp) {
     let updated = event_data(&app, "deal.updated").await;
     assert_eq!(updated["changed"], json!(["owner_id"]));
     assert_eq!(updated["record"]["owner_id"], t.member.as_str());
-    // Nobody else was told.
+    // A deal created for the member by the admin tells the member; the admin taking a
+    // deal themselves tells no one.
+    let created = send(
+        &app,
+        &t.admin_token,
+        Method::POST,
+        "/deals",
+        Some(json!({"title": "Second deal", "owner_id": t.member})),
+    )
+    .await;
+    assert_eq!(created.status(), 201);
+    let created = json_of(created).await;
+    let taken = send(
+        &app,
+        &t.admin_token,
+        Method::PATCH,
+        &format!("/deals/{}", created["id"].as_str().unwrap()),
+        Some(json!({"owner_id": t.admin})),
+    )
+    .await;
+    assert_eq!(taken.status(), 200);
+    let list = get_until(&app, &t.member_token, "/notifications", |list| {
+        list["items"].as_array().is_some_and(|items| {
+            items
+                .iter()
+                .any(|n| n["subject_id"] == created["id"] && n["kind"] == "assignment")
+        })
+    })
+    .await;
+    assert_eq!(list["items"][0]["data"]["event"], "deal.created");
+    assert!(
+        list["items"][0]["title"]
+            .as_str()
+            .unwrap()
+            .contains("Second deal"),
+        "{list}"
+    );
     count_until(
         &app,
         "SELECT COUNT(*) AS n FROM event_queue WHERE consumer = 'notifications'",
         0,
     )
     .await;
+    // Nobody else was told.
     assert_eq!(
         count(
             &app,
             "SELECT COUNT(*) AS n FROM notifications WHERE kind = 'assignment'"
         )
         .await,
-        1
+        2
     );
+    let admins =
+        json_of(send(&app, &t.admin_token, Method::GET, "/notifications", None).await).await;
+    assert_eq!(admins["items"], json!([]), "{admins}");
 }
 
 async fn a_mention_notifies_members_who_can_see_the_room(app: TestApp) {
