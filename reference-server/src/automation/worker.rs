@@ -759,7 +759,10 @@ async fn move_deal(
 /// cause.
 fn describe(err: &Error) -> String {
     match err {
-        Error::Internal(_) => "an internal error occurred; it has been logged".into(),
+        Error::Internal(cause) => {
+            tracing::error!(error = %cause, "an automation action failed internally");
+            "an internal error occurred; it has been logged".into()
+        }
         Error::Validation(fields) => fields
             .iter()
             .map(|f| format!("{}: {}", f.field, f.message))
