@@ -73,6 +73,10 @@ pub struct Config {
     /// `EDGE_MIGRATE_ON_START`: apply pending migrations when serving. Default: true in
     /// development, false in production (run `edge-server migrate` as the schema owner).
     pub migrate_on_start: bool,
+    /// `EDGE_EVENT_CONSUMERS`: run the automation and notification consumers of the event
+    /// queue on this node. Default true; turn it off on nodes that should only serve
+    /// requests (any number of nodes may run them: each event is claimed by one).
+    pub event_consumers: bool,
     /// `EDGE_LOG_FORMAT`: `json` or `pretty`. Default: pretty in development, json in production.
     pub log_format: LogFormat,
     /// `EDGE_LOG`: a tracing filter such as `info,edge_server=debug`. Default `info`.
@@ -117,6 +121,7 @@ impl fmt::Debug for Config {
             .field("database_url", &redact_url(&self.database_url))
             .field("database_max_connections", &self.database_max_connections)
             .field("migrate_on_start", &self.migrate_on_start)
+            .field("event_consumers", &self.event_consumers)
             .field("log_format", &self.log_format)
             .field("log_filter", &self.log_filter)
             .field("request_timeout", &self.request_timeout)
@@ -216,6 +221,16 @@ impl Config {
                 ));
             }
         };
+        let event_consumers = match get("EDGE_EVENT_CONSUMERS").as_deref() {
+            None | Some("true") | Some("1") | Some("yes") => true,
+            Some("false") | Some("0") | Some("no") => false,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "EDGE_EVENT_CONSUMERS",
+                    format!("{other:?} is not true or false"),
+                ));
+            }
+        };
         let log_format = match get("EDGE_LOG_FORMAT").as_deref() {
             None if environment == Environment::Production => LogFormat::Json,
             None => LogFormat::Pretty,
@@ -293,6 +308,7 @@ impl Config {
             database_url,
             database_max_connections,
             migrate_on_start,
+            event_consumers,
             log_format,
             log_filter,
             request_timeout,

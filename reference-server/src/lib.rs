@@ -15,6 +15,7 @@
 //! ```
 
 pub mod audit;
+pub mod automation;
 pub mod billing;
 pub mod chat;
 pub mod cli;
@@ -28,6 +29,7 @@ pub mod identity;
 pub mod imports;
 pub mod ledger;
 pub mod migrations;
+pub mod notifications;
 pub mod organization_settings;
 pub mod patch;
 pub mod payments;

@@ -219,6 +219,28 @@ impl Application {
             self.state.db.clone(),
             self.state.clock.clone(),
         ));
+        let consumers = self.state.config.event_consumers.then(|| {
+            [
+                tokio::spawn(
+                    crate::automation::worker::Runner::new(
+                        self.state.db.clone(),
+                        self.state.clock.clone(),
+                        self.state.whatsapp.clone(),
+                    )
+                    .work_forever(EVENT_POLL),
+                ),
+                tokio::spawn(crate::notifications::worker::work_forever(
+                    self.state.db.clone(),
+                    self.state.clock.clone(),
+                    EVENT_POLL,
+                )),
+            ]
+        });
+        let overdue = tokio::spawn(crate::automation::overdue::sweep_forever(
+            self.state.db.clone(),
+            self.state.clock.clone(),
+            OVERDUE_SWEEP_INTERVAL,
+        ));
         let outbox = self.realtime.spawn_outbox(self.state.db.clone());
         let imports = tokio::spawn(crate::imports::worker::work_forever(
             self.state.db.clone(),
@@ -265,9 +287,19 @@ impl Application {
         whatsapp.abort();
         outbox.abort();
         imports.abort();
+        for consumer in consumers.iter().flatten() {
+            consumer.abort();
+        }
+        overdue.abort();
         result
     }
 }
+
+/// How often the automation and notification workers look for queued events.
+const EVENT_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// How often tickets whose due time passed are looked for.
+const OVERDUE_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// How often expired holds are swept.
 const HOLD_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);

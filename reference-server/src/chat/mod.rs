@@ -355,7 +355,8 @@ async fn find_by_client_id<C: ConnectionTrait>(
 
 /// Stores a message from `sender` in `room`, which the caller has already authorized
 /// ([`authorize`]). A resend with the same `client_message_id` stores nothing and
-/// returns the first message.
+/// returns the first message. Members it mentions are notified with it
+/// ([`crate::notifications::mentions`]).
 pub async fn store_message(
     db: &DatabaseConnection,
     org: OrgId,
@@ -385,6 +386,9 @@ pub async fn store_message(
         deleted_at: None,
         deleted_by: None,
     };
+    // Who the message mentions (read before the write, see `notifications::mentions`).
+    let mentioned =
+        crate::notifications::mentions::notices(db, org, sender, room, row.id, &row.body).await?;
     let txn = begin_write(db).await.map_err(db_err)?;
     // A concurrent resend may have won the race: insert unless present.
     let inserted = chat_messages::Entity::insert(chat_messages::ActiveModel::from(row.clone()))
@@ -413,6 +417,11 @@ pub async fn store_message(
     ensure_participant(&txn, org, sender, kind, &key, now).await?;
     if let Room::Dm(peer) = room {
         ensure_participant(&txn, org, peer, kind, &key, now).await?;
+    }
+    for notice in mentioned {
+        crate::notifications::create(&txn, org, notice, now)
+            .await
+            .map_err(db_err)?;
     }
     txn.commit().await.map_err(db_err)?;
     Ok(Stored {

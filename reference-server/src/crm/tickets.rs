@@ -354,6 +354,7 @@ pub async fn create(
         resolved_at: None,
         closed_at: None,
         deleted_at: None,
+        overdue_at: None,
     };
     tickets::Entity::insert(tickets::ActiveModel::from(row.clone()))
         .exec_without_returning(&txn)

@@ -6,6 +6,8 @@
 pub mod activities;
 pub mod api_keys;
 pub mod audit_log;
+pub mod automation_rules;
+pub mod automation_runs;
 pub mod chat_messages;
 pub mod chat_participants;
 pub mod deal_stage_moves;
@@ -26,6 +28,7 @@ pub mod mpesa_callback_tokens;
 pub mod mpesa_callbacks;
 pub mod mpesa_requests;
 pub mod mpesa_settings;
+pub mod notifications;
 pub mod organizations;
 pub mod payments;
 pub mod pipeline_stages;

@@ -41,6 +41,8 @@ pub struct Model {
     pub closed_at: Option<DateTimeUtc>,
     /// When it was deleted; deleted tickets are hidden everywhere.
     pub deleted_at: Option<DateTimeUtc>,
+    /// When `ticket.overdue` was recorded for it (for a due time before this).
+    pub overdue_at: Option<DateTimeUtc>,
 }
 
 /// No relations are navigated through the ORM.

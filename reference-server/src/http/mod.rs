@@ -4,6 +4,7 @@ pub mod activities;
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod automation;
 pub mod billing;
 pub mod callbacks;
 pub mod chat;
@@ -15,6 +16,7 @@ pub mod health;
 pub mod imports;
 pub mod middleware;
 pub mod mpesa;
+pub mod notifications;
 pub mod organization;
 pub mod payments;
 pub mod pipelines;
@@ -880,6 +882,66 @@ pub fn catalog() -> Vec<ApiRoute> {
             "/chat/rooms/{room}/read",
             P(Perm::ChatUse),
             put(chat::mark_read),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/notifications",
+            Authenticated,
+            get(notifications::list),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/notifications/{id}/read",
+            Authenticated,
+            post(notifications::read),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/notifications/read-all",
+            Authenticated,
+            post(notifications::read_all),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/automation/rules",
+            P(Perm::CrmRead),
+            get(automation::list_rules),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/automation/rules",
+            P(Perm::OrgUpdate),
+            post(automation::create_rule),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/automation/rules/{id}",
+            P(Perm::CrmRead),
+            get(automation::get_rule),
+        ),
+        ApiRoute::new(
+            Method::PATCH,
+            "/automation/rules/{id}",
+            P(Perm::OrgUpdate),
+            patch(automation::update_rule),
+        ),
+        ApiRoute::new(
+            Method::DELETE,
+            "/automation/rules/{id}",
+            P(Perm::OrgUpdate),
+            delete(automation::delete_rule),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/automation/rules/{id}/runs",
+            P(Perm::CrmRead),
+            get(automation::list_runs),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/automation/runs/{id}",
+            P(Perm::CrmRead),
+            get(automation::get_run),
         ),
     ]
 }

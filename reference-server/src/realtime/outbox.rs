@@ -28,6 +28,8 @@ const POLL_EVERY: Duration = Duration::from_millis(200);
 const LOOK_BACK_MS: u64 = 5_000;
 /// Rows per query.
 const BATCH: u64 = 500;
+/// The event of a new notification, which only its member hears of.
+const NOTIFICATION_CREATED: &str = "notification.created";
 
 /// Tails the outbox forever, from now on.
 pub(super) async fn tail<A: Adapter>(db: DatabaseConnection, io: SocketIo<A>) {
@@ -87,6 +89,18 @@ async fn push<A: Adapter>(io: &SocketIo<A>, db: &DatabaseConnection, row: events
             return;
         }
     };
+    if row.kind == NOTIFICATION_CREATED {
+        // A notification goes to its member alone, as the notification itself.
+        if let Some(root) = super::default_ns(io) {
+            super::emit_logged(
+                root.local()
+                    .to(rooms)
+                    .emit("notification", &row.payload["notification"]),
+            )
+            .await;
+        }
+        return;
+    }
     let event = json!({
         "id": row.id,
         "kind": row.kind,
@@ -107,9 +121,17 @@ const RECORDS: &[&str] = &["prospect", "relationship", "deal", "ticket"];
 /// The rooms an event goes to: payment and wallet events to the sockets whose role may
 /// read billing; an event about a CRM record, when the organization's
 /// `record_visibility` is `own`, to those who see every record and to the record's owner;
-/// everything else to the whole organization.
+/// everything else to the whole organization. A `notification.created` goes only to its
+/// member's room (`data.user_id`), and is emitted as `notification`.
 async fn audience(db: &DatabaseConnection, row: &events::Model) -> Result<Vec<String>, DbErr> {
     let org = OrgId::from_uuid(row.organization_id);
+    if row.kind == NOTIFICATION_CREATED {
+        let user = row.payload["user_id"]
+            .as_str()
+            .and_then(|id| id.parse::<Uuid>().ok())
+            .ok_or_else(|| DbErr::Custom("a notification event without its user".into()))?;
+        return Ok(vec![super::user_room(org, user)]);
+    }
     if row.kind.starts_with("payment.") || row.kind.starts_with("wallet.") {
         return Ok(vec![super::billing_room(org)]);
     }

@@ -8,6 +8,7 @@ mod helpers;
 
 mod activities;
 mod auth;
+mod automation;
 mod billing;
 mod chat_cluster;
 mod chat_isolation;
@@ -24,6 +25,7 @@ mod health;
 mod imports;
 mod ledger;
 mod lifecycle;
+mod notifications;
 mod payments;
 mod payments_c2b;
 mod payments_inbox;

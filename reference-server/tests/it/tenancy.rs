@@ -56,6 +56,10 @@ struct World {
     chat_message_id: String,
     /// A CSV import, uploaded and mapped, not started.
     import_id: String,
+    /// The member's notification of being mentioned in that message.
+    notification_id: String,
+    /// An automation rule.
+    automation_rule_id: String,
 }
 
 /// Calls `/api/v1{path}` with a bearer token and an optional JSON body.
@@ -238,7 +242,7 @@ async fn world(app: &TestApp, name: &str, domain: &str) -> World {
         admin["user"]["id"].as_str().unwrap().parse().unwrap(),
         edge_server::chat::Room::Deal(deal["id"].as_str().unwrap().parse().unwrap()),
         edge_server::chat::NewMessage {
-            body: format!("{name} secret chat"),
+            body: format!("{name} secret chat, @member@{domain}"),
             client_message_id: Some("harness".into()),
         },
         chrono::Utc::now(),
@@ -249,9 +253,39 @@ async fn world(app: &TestApp, name: &str, domain: &str) -> World {
     .id
     .to_string();
     let import_id = victim_import(app, &admin_token, name).await;
+    let notification_id = edge_server::entities::notifications::Entity::find()
+        .filter(
+            edge_server::entities::notifications::Column::UserId.eq(member["user"]["id"]
+                .as_str()
+                .unwrap()
+                .parse::<uuid::Uuid>()
+                .unwrap()),
+        )
+        .one(app.db())
+        .await
+        .unwrap()
+        .expect("the mention notified the member")
+        .id
+        .to_string();
+    let rule = send(
+        app,
+        &admin_token,
+        Method::POST,
+        "/automation/rules",
+        Some(json!({
+            "name": format!("{name} secret rule"),
+            "trigger": "deal.stage_changed",
+            "actions": [{"type": "notify_users", "role": "org_admin", "title": "Moved"}],
+        })),
+    )
+    .await;
+    assert_eq!(rule.status(), 201);
+    let rule: Value = rule.json().await.unwrap();
     World {
         import_id,
         chat_message_id,
+        notification_id,
+        automation_rule_id: rule["id"].as_str().unwrap().to_owned(),
         payment_id,
         whatsapp_number_id,
         whatsapp_message_id,
@@ -490,6 +524,13 @@ fn victim_path(path: &str, victim: &World) -> String {
     } else if path.starts_with("/whatsapp/conversations/") {
         // A conversation is addressed by its contact.
         return path.replace("{contact}", &victim.prospect_id);
+    } else if path.starts_with("/notifications/") {
+        &victim.notification_id
+    } else if path.starts_with("/automation/rules/") {
+        &victim.automation_rule_id
+    } else if path.starts_with("/automation/runs/") {
+        // The victim's rule has no run yet: its id stands for an id of the victim's.
+        &victim.automation_rule_id
     } else {
         assert!(
             !path.contains('{'),
@@ -715,6 +756,23 @@ async fn snapshot(db: &DatabaseConnection, org: uuid::Uuid) -> Vec<String> {
     {
         out.push(format!("{i:?}"));
     }
+    for n in edge_server::entities::notifications::Entity::find()
+        .filter(edge_server::entities::notifications::Column::OrganizationId.eq(org))
+        .filter(edge_server::entities::notifications::Column::Kind.eq("mention"))
+        .all(db)
+        .await
+        .unwrap()
+    {
+        out.push(format!("{n:?}"));
+    }
+    for r in edge_server::entities::automation_rules::Entity::find()
+        .filter(edge_server::entities::automation_rules::Column::OrganizationId.eq(org))
+        .all(db)
+        .await
+        .unwrap()
+    {
+        out.push(format!("{r:?}"));
+    }
     for p in pipelines::Entity::find()
         .filter(pipelines::Column::OrganizationId.eq(org))
         .all(db)
@@ -842,6 +900,9 @@ async fn every_route_keeps_tenants_apart(app: TestApp) {
         victim.payment_id.clone(),
         victim.chat_message_id.clone(),
         "Alpha Traders secret chat".to_owned(),
+        victim.notification_id.clone(),
+        victim.automation_rule_id.clone(),
+        "Alpha Traders secret rule".to_owned(),
         "alpha.example".to_owned(),
         "Alpha Traders".to_owned(),
     ];
@@ -935,6 +996,8 @@ async fn the_permission_matrix_holds_over_http(app: TestApp) {
         whatsapp_message_id: uuid::Uuid::now_v7().to_string(),
         chat_message_id: uuid::Uuid::now_v7().to_string(),
         import_id: uuid::Uuid::now_v7().to_string(),
+        notification_id: uuid::Uuid::now_v7().to_string(),
+        automation_rule_id: uuid::Uuid::now_v7().to_string(),
     };
     let mut rows = 0;
     for (role, role_token) in &roles {

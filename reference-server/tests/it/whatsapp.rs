@@ -31,8 +31,8 @@ for_each_backend!(
 const APP_SECRET: &str = "test-whatsapp-app-secret";
 
 /// The first business number (the one in the shared fixtures' first entry).
-const PNID_A: &str = "113057248966301";
-const WABA_A: &str = "184630927512044";
+pub(crate) const PNID_A: &str = "113057248966301";
+pub(crate) const WABA_A: &str = "184630927512044";
 const DISPLAY_A: &str = "15550101234";
 /// The second business number (the fixtures' second entry).
 const PNID_B: &str = "120488736105527";
@@ -40,10 +40,10 @@ const WABA_B: &str = "197245803316659";
 const DISPLAY_B: &str = "447700900123";
 
 /// How long background work (webhook processing, retries) may take to show.
-const DEADLINE: Duration = Duration::from_secs(10);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(10);
 
 /// A fake Graph that signs webhooks like the test servers expect and knows both numbers.
-fn graph() -> FakeGraphBuilder {
+pub(crate) fn graph() -> FakeGraphBuilder {
     FakeGraph::builder()
         .app_secret(SecretString::from(APP_SECRET))
         .number(PNID_A, WABA_A, DISPLAY_A)
@@ -51,7 +51,7 @@ fn graph() -> FakeGraphBuilder {
 }
 
 /// The server, talking to `fake`, which posts its webhooks back to it.
-async fn server(backend: Backend, test: &str, fake: &FakeGraph) -> TestApp {
+pub(crate) async fn server(backend: Backend, test: &str, fake: &FakeGraph) -> TestApp {
     let app = spawn_with(
         backend,
         test,
@@ -70,7 +70,7 @@ async fn server(backend: Backend, test: &str, fake: &FakeGraph) -> TestApp {
 }
 
 /// Signs up an organization; returns (admin token, organization id).
-async fn shop(app: &TestApp, name: &str, email: &str) -> (String, String) {
+pub(crate) async fn shop(app: &TestApp, name: &str, email: &str) -> (String, String) {
     let body = signup(app, name, email).await;
     (
         token(&body),
@@ -97,7 +97,7 @@ async fn connect_number(app: &TestApp, admin: &str, body: Value) -> reqwest::Res
 }
 
 /// Connects a number of the fake Graph (any token is good unless the fake says otherwise).
-async fn connect(app: &TestApp, admin: &str, pnid: &str, waba: &str) -> Value {
+pub(crate) async fn connect(app: &TestApp, admin: &str, pnid: &str, waba: &str) -> Value {
     let answer = connect_number(
         app,
         admin,
@@ -109,7 +109,7 @@ async fn connect(app: &TestApp, admin: &str, pnid: &str, waba: &str) -> Value {
 }
 
 /// Credits the organization's wallet by an operator's adjustment.
-async fn credit(app: &TestApp, org: &str, amount: &str) {
+pub(crate) async fn credit(app: &TestApp, org: &str, amount: &str) {
     let ops = token(&operator(app).await);
     let answer = send(
         app,
@@ -127,7 +127,7 @@ async fn credit(app: &TestApp, org: &str, amount: &str) {
     assert_eq!(answer.status(), 201);
 }
 
-async fn available(app: &TestApp, admin: &str) -> String {
+pub(crate) async fn available(app: &TestApp, admin: &str) -> String {
     let wallet = json_of(send(app, admin, Method::GET, "/wallet", None).await).await;
     wallet["available"]["amount"].as_str().unwrap().to_owned()
 }
@@ -168,7 +168,12 @@ fn utility_template_to(phone: &str) -> Value {
 
 /// GETs `/api/v1{path}` until `done` holds for the body (or fails the test after
 /// [`DEADLINE`]); returns that body.
-async fn get_until(app: &TestApp, admin: &str, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn get_until(
+    app: &TestApp,
+    admin: &str,
+    path: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = tokio::time::Instant::now() + DEADLINE;
     loop {
         let body = json_of(send(app, admin, Method::GET, path, None).await).await;
@@ -238,7 +243,7 @@ async fn conversation_with(app: &TestApp, admin: &str, wa_id: &str, preview: &st
         .clone()
 }
 
-async fn count(app: &TestApp, sql: &str) -> i64 {
+pub(crate) async fn count(app: &TestApp, sql: &str) -> i64 {
     let row = app
         .db()
         .query_one_raw(Statement::from_string(
@@ -252,7 +257,7 @@ async fn count(app: &TestApp, sql: &str) -> i64 {
 }
 
 /// Waits until `sql` counts `n`.
-async fn count_until(app: &TestApp, sql: &str, n: i64) {
+pub(crate) async fn count_until(app: &TestApp, sql: &str, n: i64) {
     let deadline = tokio::time::Instant::now() + DEADLINE;
     loop {
         let now = count(app, sql).await;
