@@ -103,6 +103,11 @@ pub struct Config {
     pub mpesa: MpesaConfig,
     /// WhatsApp: the Graph address and the platform app's webhook secrets.
     pub whatsapp: WhatsAppConfig,
+    /// `EDGE_WEBHOOKS_ALLOW_PRIVATE_ADDRESSES`: let outbound webhooks reach private,
+    /// loopback, link-local and other non-public addresses. Default false: endpoints must
+    /// resolve to public internet addresses (checked at registration and every delivery).
+    /// Only for development and tests.
+    pub webhooks_allow_private_addresses: bool,
     /// The environment variables this configuration was read from that name secrets; the
     /// secrets themselves are loaded by [`crate::secrets::Secrets::load`].
     pub(crate) secret_vars: BTreeMap<String, String>,
@@ -131,6 +136,10 @@ impl fmt::Debug for Config {
             .field("public_url", &self.public_url)
             .field("mpesa", &self.mpesa)
             .field("whatsapp", &self.whatsapp)
+            .field(
+                "webhooks_allow_private_addresses",
+                &self.webhooks_allow_private_addresses,
+            )
             .field("secret_vars", &self.secret_vars.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -285,6 +294,17 @@ impl Config {
         };
         let mpesa = MpesaConfig::from_vars(environment, &get)?;
         let whatsapp = WhatsAppConfig::from_vars(&get)?;
+        let webhooks_allow_private_addresses =
+            match get("EDGE_WEBHOOKS_ALLOW_PRIVATE_ADDRESSES").as_deref() {
+                None | Some("false") | Some("0") | Some("no") => false,
+                Some("true") | Some("1") | Some("yes") => true,
+                Some(other) => {
+                    return Err(ConfigError::new(
+                        "EDGE_WEBHOOKS_ALLOW_PRIVATE_ADDRESSES",
+                        format!("{other:?} is not true or false"),
+                    ));
+                }
+            };
 
         Ok(Self {
             environment,
@@ -304,6 +324,7 @@ impl Config {
             public_url,
             mpesa,
             whatsapp,
+            webhooks_allow_private_addresses,
             secret_vars,
         })
     }
