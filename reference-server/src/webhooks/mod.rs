@@ -189,22 +189,37 @@ impl Webhooks {
         self.clock.now()
     }
 
-    /// Fans events out and sends due deliveries until the task is aborted: each pass that
-    /// found work is followed at once by another, otherwise it waits `idle`.
+    /// Fans events out and sends due deliveries until the task is aborted, in two loops
+    /// side by side (a burst of events does not hold up deliveries already due): each
+    /// pass that found work is followed at once by another, otherwise it waits `idle`.
     pub async fn work_forever(self, idle: Duration) {
-        loop {
-            let fanned = crate::tenant_scope::cross_tenant(self.fan_out()).await;
-            let sent = crate::tenant_scope::cross_tenant(self.deliver_due()).await;
-            let busy = match (fanned, sent) {
-                (Ok(f), Ok(s)) => f + s > 0,
-                (Err(err), _) | (_, Err(err)) => {
-                    tracing::warn!(error = %err, "a webhooks pass failed; trying again shortly");
-                    false
-                }
-            };
-            if !busy {
-                tokio::time::sleep(idle).await;
+        let fan_out = repeat(idle, "fanning webhook events out", || {
+            crate::tenant_scope::cross_tenant(self.fan_out())
+        });
+        let deliver = repeat(idle, "sending webhook deliveries", || {
+            crate::tenant_scope::cross_tenant(self.deliver_due())
+        });
+        tokio::join!(fan_out, deliver);
+    }
+}
+
+/// Runs `pass` forever: again at once after a pass that did something, after `idle`
+/// otherwise (and after an error, which is logged).
+async fn repeat<F, Fut>(idle: Duration, what: &'static str, pass: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<usize, Error>>,
+{
+    loop {
+        let busy = match pass().await {
+            Ok(done) => done > 0,
+            Err(err) => {
+                tracing::warn!(error = %err, "{what} failed; trying again shortly");
+                false
             }
+        };
+        if !busy {
+            tokio::time::sleep(idle).await;
         }
     }
 }

@@ -880,6 +880,49 @@ async fn endpoints_are_isolated_and_their_secret_is_shown_once(backend: Backend)
         let refused = expect(&app, &o, method.clone(), &path, body, 404).await;
         assert_eq!(refused["error"]["code"], "not_found", "{method} {path}");
     }
+    // An automation's "call a webhook" goes to the one endpoint it names, whatever that
+    // endpoint subscribes to, and only in its own organization.
+    let automation = Receiver::start(0, false).await;
+    let named = create_endpoint(&app, &t, &automation.url(), json!(["ticket.overdue"])).await;
+    automation.trust(named["secret"].as_str().unwrap());
+    let foreign = create_endpoint(&app, &o, &automation.url(), json!(["*"])).await;
+    let org_of = |session: &Value| {
+        edge_core::OrgId::from_uuid(
+            session["organization"]["id"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap(),
+        )
+    };
+    for (org, endpoint) in [(org_of(&other), id(&named)), (org_of(&admin), id(&named))] {
+        edge_server::events::record(
+            app.db(),
+            org,
+            "automation.webhook",
+            ("automation_rule", uuid::Uuid::now_v7()),
+            json!({"endpoint_id": endpoint, "rule_id": uuid::Uuid::now_v7(), "run_id": uuid::Uuid::now_v7(), "trigger": {"type": "ticket.created"}}),
+            edge_core::Clock::now(&clock),
+        )
+        .await
+        .unwrap();
+    }
+    let got = automation.wait_for(1).await;
+    let body: Value = serde_json::from_str(&got[0].body).unwrap();
+    assert_eq!(body["type"], "automation.webhook");
+    assert_eq!(body["data"]["endpoint_id"], id(&named).as_str());
+    assert!(got[0].verified);
+    let foreign_log = deliveries(&app, &o, &id(&foreign), "").await;
+    assert!(
+        foreign_log.is_empty(),
+        "the other organization's event named no endpoint of its own"
+    );
+    assert_eq!(
+        deliveries(&app, &t, &endpoint_id, "").await.len(),
+        1,
+        "not to the others"
+    );
+
     // Nothing changed for the owner.
     let mine = expect(
         &app,
