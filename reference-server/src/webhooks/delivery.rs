@@ -83,8 +83,8 @@ impl Outcome {
 }
 
 impl Webhooks {
-    /// Sends the deliveries that are due; returns how many were tried. Run it
-    /// cross-tenant: each delivery is sent in its organization's scope.
+    /// Sends the deliveries that are due, across organizations; returns how many were
+    /// tried. Each delivery is sent and recorded in its organization's scope.
     pub async fn deliver_due(&self) -> Result<usize, Error> {
         let now = self.now();
         let free = || {
@@ -92,43 +92,48 @@ impl Webhooks {
                 .add(webhook_deliveries::Column::ClaimedUntil.is_null())
                 .add(webhook_deliveries::Column::ClaimedUntil.lt(now))
         };
-        let due = webhook_deliveries::Entity::find()
-            .filter(webhook_deliveries::Column::Status.eq(DeliveryStatus::Pending.as_str()))
-            .filter(webhook_deliveries::Column::NextAttemptAt.lte(now))
-            .filter(free())
-            .order_by_asc(webhook_deliveries::Column::NextAttemptAt)
-            .order_by_asc(webhook_deliveries::Column::Id)
-            .limit(BATCH)
-            .all(&self.db)
-            .await
-            .map_err(db_err)?;
-        let mut per_endpoint: HashMap<Uuid, usize> = HashMap::new();
-        let mut claimed = Vec::new();
-        for row in due {
-            let taken = per_endpoint.entry(row.endpoint_id).or_default();
-            if *taken >= PER_ENDPOINT {
-                continue;
-            }
-            let won = webhook_deliveries::Entity::update_many()
-                .col_expr(
-                    webhook_deliveries::Column::ClaimedUntil,
-                    Expr::value(now + LEASE),
-                )
-                .filter(webhook_deliveries::Column::OrganizationId.eq(row.organization_id))
-                .filter(webhook_deliveries::Column::Id.eq(row.id))
+        // The queue is read and claimed across organizations, whatever the caller's scope.
+        let claimed = tenant_scope::cross_tenant(async {
+            let due = webhook_deliveries::Entity::find()
                 .filter(webhook_deliveries::Column::Status.eq(DeliveryStatus::Pending.as_str()))
                 .filter(webhook_deliveries::Column::NextAttemptAt.lte(now))
                 .filter(free())
-                .exec(&self.db)
+                .order_by_asc(webhook_deliveries::Column::NextAttemptAt)
+                .order_by_asc(webhook_deliveries::Column::Id)
+                .limit(BATCH)
+                .all(&self.db)
                 .await
-                .map_err(db_err)?
-                .rows_affected
-                == 1;
-            if won {
-                *taken += 1;
-                claimed.push(row);
+                .map_err(db_err)?;
+            let mut per_endpoint: HashMap<Uuid, usize> = HashMap::new();
+            let mut claimed = Vec::new();
+            for row in due {
+                let taken = per_endpoint.entry(row.endpoint_id).or_default();
+                if *taken >= PER_ENDPOINT {
+                    continue;
+                }
+                let won = webhook_deliveries::Entity::update_many()
+                    .col_expr(
+                        webhook_deliveries::Column::ClaimedUntil,
+                        Expr::value(now + LEASE),
+                    )
+                    .filter(webhook_deliveries::Column::OrganizationId.eq(row.organization_id))
+                    .filter(webhook_deliveries::Column::Id.eq(row.id))
+                    .filter(webhook_deliveries::Column::Status.eq(DeliveryStatus::Pending.as_str()))
+                    .filter(webhook_deliveries::Column::NextAttemptAt.lte(now))
+                    .filter(free())
+                    .exec(&self.db)
+                    .await
+                    .map_err(db_err)?
+                    .rows_affected
+                    == 1;
+                if won {
+                    *taken += 1;
+                    claimed.push(row);
+                }
             }
-        }
+            Ok::<_, Error>(claimed)
+        })
+        .await?;
         let count = claimed.len();
         let sends = claimed.into_iter().map(|row| {
             let org = org_of(row.organization_id);

@@ -502,3 +502,37 @@ pub(crate) async fn cancel_pending<C: ConnectionTrait>(
         .map_err(db_err)?;
     Ok(result.rows_affected)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_the_secret() {
+        let now = Utc::now();
+        let shown = EndpointWithSecret {
+            endpoint: EndpointView {
+                id: Uuid::now_v7(),
+                url: "https://hooks.example.com/edge".into(),
+                description: None,
+                event_types: vec!["*".into()],
+                enabled: true,
+                disabled_reason: None,
+                disabled_at: None,
+                failing_since: None,
+                previous_secret_expires_at: None,
+                created_at: now,
+                updated_at: now,
+            },
+            secret: SecretString::from("whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0IQ==".to_owned()),
+        };
+        let debug = format!("{shown:?}");
+        assert!(!debug.contains("whsec_"), "{debug}");
+        let json = serde_json::to_value(&shown).unwrap();
+        assert_eq!(
+            json["secret"],
+            "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0IQ=="
+        );
+        assert_eq!(json["url"], "https://hooks.example.com/edge");
+    }
+}

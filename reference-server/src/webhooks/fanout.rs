@@ -34,8 +34,8 @@ pub fn body(kind: &str, timestamp: DateTime<Utc>, data: &serde_json::Value) -> S
 }
 
 impl Webhooks {
-    /// Fans out the queued events; returns how many were handled. Run it cross-tenant:
-    /// each event is handled in its organization's scope.
+    /// Fans out the queued events of every organization; returns how many were handled.
+    /// Each event is handled in its organization's scope.
     pub async fn fan_out(&self) -> Result<usize, Error> {
         let queued = events::claim(&self.db, Consumer::Webhooks, self.now(), LEASE, BATCH)
             .await
