@@ -25,6 +25,7 @@ pub mod entities;
 pub mod events;
 pub mod http;
 pub mod identity;
+pub mod imports;
 pub mod ledger;
 pub mod migrations;
 pub mod organization_settings;

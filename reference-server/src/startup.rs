@@ -238,6 +238,11 @@ impl Application {
             self.state.clock.clone(),
         ));
         let outbox = self.realtime.spawn_outbox(self.state.db.clone());
+        let imports = tokio::spawn(crate::imports::worker::work_forever(
+            self.state.db.clone(),
+            self.state.clock.clone(),
+            std::time::Duration::from_millis(500),
+        ));
         let app = self
             .realtime
             .attach(http::app_with(self.state.clone(), self.extra_routes));
@@ -278,6 +283,7 @@ impl Application {
         whatsapp.abort();
         webhooks.abort();
         outbox.abort();
+        imports.abort();
         result
     }
 }
