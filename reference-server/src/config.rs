@@ -73,8 +73,8 @@ pub struct Config {
     /// `EDGE_MIGRATE_ON_START`: apply pending migrations when serving. Default: true in
     /// development, false in production (run `edge-server migrate` as the schema owner).
     pub migrate_on_start: bool,
-    /// `EDGE_EVENT_CONSUMERS`: run the automation and notification consumers of the event
-    /// queue on this node. Default true; turn it off on nodes that should only serve
+    /// `EDGE_EVENT_CONSUMERS`: run the consumers of the event queue on this node:
+    /// outbound webhooks (fan-out and deliveries), automation and notifications. Default true; turn it off on nodes that should only serve
     /// requests (any number of nodes may run them: each event is claimed by one).
     pub event_consumers: bool,
     /// `EDGE_LOG_FORMAT`: `json` or `pretty`. Default: pretty in development, json in production.
@@ -107,6 +107,11 @@ pub struct Config {
     pub mpesa: MpesaConfig,
     /// WhatsApp: the Graph address and the platform app's webhook secrets.
     pub whatsapp: WhatsAppConfig,
+    /// `EDGE_WEBHOOKS_ALLOW_PRIVATE_ADDRESSES`: let outbound webhooks reach private,
+    /// loopback, link-local and other non-public addresses. Default false: endpoints must
+    /// resolve to public internet addresses (checked at registration and every delivery).
+    /// Only for development and tests.
+    pub webhooks_allow_private_addresses: bool,
     /// The environment variables this configuration was read from that name secrets; the
     /// secrets themselves are loaded by [`crate::secrets::Secrets::load`].
     pub(crate) secret_vars: BTreeMap<String, String>,
@@ -136,6 +141,10 @@ impl fmt::Debug for Config {
             .field("public_url", &self.public_url)
             .field("mpesa", &self.mpesa)
             .field("whatsapp", &self.whatsapp)
+            .field(
+                "webhooks_allow_private_addresses",
+                &self.webhooks_allow_private_addresses,
+            )
             .field("secret_vars", &self.secret_vars.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -300,6 +309,17 @@ impl Config {
         };
         let mpesa = MpesaConfig::from_vars(environment, &get)?;
         let whatsapp = WhatsAppConfig::from_vars(&get)?;
+        let webhooks_allow_private_addresses =
+            match get("EDGE_WEBHOOKS_ALLOW_PRIVATE_ADDRESSES").as_deref() {
+                None | Some("false") | Some("0") | Some("no") => false,
+                Some("true") | Some("1") | Some("yes") => true,
+                Some(other) => {
+                    return Err(ConfigError::new(
+                        "EDGE_WEBHOOKS_ALLOW_PRIVATE_ADDRESSES",
+                        format!("{other:?} is not true or false"),
+                    ));
+                }
+            };
 
         Ok(Self {
             environment,
@@ -320,6 +340,7 @@ impl Config {
             public_url,
             mpesa,
             whatsapp,
+            webhooks_allow_private_addresses,
             secret_vars,
         })
     }

@@ -40,6 +40,7 @@ pub mod startup;
 pub mod telemetry;
 pub mod tenant_scope;
 pub mod usage;
+pub mod webhooks;
 pub mod whatsapp;
 
 use std::sync::Arc;
@@ -75,6 +76,8 @@ pub struct AppState {
     pub payments: payments::Payments,
     /// WhatsApp: numbers, the platform webhook, sends, conversations.
     pub whatsapp: whatsapp::WhatsApp,
+    /// Outbound webhooks: endpoints, fan-out, signed deliveries, the delivery log.
+    pub webhooks: webhooks::Webhooks,
     /// Where each organization's subscription stands, as the tenant resolver last read
     /// it; the subscription gate reads it instead of querying again.
     pub standings: billing::Standings,

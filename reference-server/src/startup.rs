@@ -34,6 +34,9 @@ pub enum StartupError {
     /// The payments service could not be set up.
     #[error("payments: {0}")]
     Payments(edge_core::Error),
+    /// The webhooks service could not be set up.
+    #[error("webhooks: {0}")]
+    Webhooks(edge_core::Error),
     /// The credentials key is unusable.
     #[error("credentials key: {0}")]
     CredentialsKey(#[from] edge_tenancy::SealError),
@@ -134,6 +137,19 @@ impl Application {
             config.whatsapp.clone(),
         )
         .map_err(StartupError::WhatsApp)?;
+        let webhooks = crate::webhooks::Webhooks::new(
+            db.clone(),
+            clock.clone(),
+            credentials_keyring(&secrets)?,
+            config.webhooks_allow_private_addresses,
+        )
+        .map_err(StartupError::Webhooks)?;
+        if config.webhooks_allow_private_addresses {
+            tracing::warn!(
+                "EDGE_WEBHOOKS_ALLOW_PRIVATE_ADDRESSES is on: webhooks may reach private and \
+                 loopback addresses; never set it in production"
+            );
+        }
         if config.whatsapp.app_secret.is_none() {
             tracing::warn!(
                 "EDGE_WHATSAPP_APP_SECRET is not set: /webhooks/whatsapp answers 503 until it is"
@@ -158,6 +174,7 @@ impl Application {
             ledger,
             payments,
             whatsapp,
+            webhooks,
             standings,
         };
         let realtime = crate::realtime::Realtime::build(&state)
@@ -221,6 +238,7 @@ impl Application {
         ));
         let consumers = self.state.config.event_consumers.then(|| {
             [
+                tokio::spawn(self.state.webhooks.clone().work_forever(WEBHOOKS_IDLE)),
                 tokio::spawn(
                     crate::automation::worker::Runner::new(
                         self.state.db.clone(),
@@ -300,6 +318,8 @@ const EVENT_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// How often tickets whose due time passed are looked for.
 const OVERDUE_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long the webhooks worker waits after a pass that found nothing to do.
+const WEBHOOKS_IDLE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// How often expired holds are swept.
 const HOLD_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);

@@ -27,6 +27,7 @@ pub mod tickets;
 pub mod usage;
 pub mod views;
 pub mod wallet;
+pub mod webhooks;
 pub mod whatsapp;
 
 use axum::Extension;
@@ -142,7 +143,8 @@ impl ApiRoute {
 /// read and export everything (every `GET`), manage the caller's own session (`/auth/*`,
 /// `/me`, `/me/password`), pay (`/billing/*`, `/wallet/top-ups`, `/payments*`, and the
 /// M-Pesa settings, `/mpesa/settings*`), and take access away (revoke an API key,
-/// deactivate a member, rotate the M-Pesa callback token), which must never wait for a
+/// deactivate a member, rotate the M-Pesa callback token, disconnect a WhatsApp number,
+/// delete a webhook endpoint), which must never wait for a
 /// payment. Every other route is a paid feature and answers 402 `subscription_suspended`
 /// until a payment is applied. The platform operator is never blocked.
 pub fn available_when_suspended(method: &Method, path: &str) -> bool {
@@ -164,6 +166,7 @@ pub fn available_when_suspended(method: &Method, path: &str) -> bool {
             | ("POST", "/users/{id}/deactivate")
             | ("POST", "/mpesa/callback-token/rotate")
             | ("DELETE", "/whatsapp/numbers/{id}")
+            | ("DELETE", "/webhook-endpoints/{id}")
     );
     reads || own_session || paying || taking_access_away
 }
@@ -942,6 +945,66 @@ pub fn catalog() -> Vec<ApiRoute> {
             "/automation/runs/{id}",
             P(Perm::CrmRead),
             get(automation::get_run),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/webhook-endpoints",
+            P(Perm::WebhooksManage),
+            get(webhooks::list_endpoints),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/webhook-endpoints",
+            P(Perm::WebhooksManage),
+            post(webhooks::create_endpoint),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/webhook-endpoints/{id}",
+            P(Perm::WebhooksManage),
+            get(webhooks::get_endpoint),
+        ),
+        ApiRoute::new(
+            Method::PATCH,
+            "/webhook-endpoints/{id}",
+            P(Perm::WebhooksManage),
+            patch(webhooks::update_endpoint),
+        ),
+        ApiRoute::new(
+            Method::DELETE,
+            "/webhook-endpoints/{id}",
+            P(Perm::WebhooksManage),
+            delete(webhooks::delete_endpoint),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/webhook-endpoints/{id}/rotate-secret",
+            P(Perm::WebhooksManage),
+            post(webhooks::rotate_secret),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/webhook-endpoints/{id}/test",
+            P(Perm::WebhooksManage),
+            post(webhooks::send_test),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/webhook-endpoints/{id}/deliveries",
+            P(Perm::WebhooksManage),
+            get(webhooks::list_deliveries),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/webhook-deliveries/{id}",
+            P(Perm::WebhooksManage),
+            get(webhooks::get_delivery),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/webhook-deliveries/{id}/replay",
+            P(Perm::WebhooksManage),
+            post(webhooks::replay),
         ),
     ]
 }

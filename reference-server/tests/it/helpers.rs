@@ -90,6 +90,8 @@ pub struct Options {
     pub data_dir: Option<tempfile::TempDir>,
     /// Reuse this PostgreSQL database instead of creating one.
     pub postgres: Option<PgDatabase>,
+    /// The server's clock (default: the system clock).
+    pub clock: Option<edge_core::SharedClock>,
 }
 
 impl Default for Options {
@@ -99,6 +101,7 @@ impl Default for Options {
             routes: axum::Router::new(),
             data_dir: None,
             postgres: None,
+            clock: None,
         }
     }
 }
@@ -181,7 +184,10 @@ pub async fn spawn_with(backend: Backend, test: &str, options: Options) -> Optio
         }
     };
     let config = test_config(data_dir.path(), &database_url, &vars);
-    let app = Application::build(config)
+    let clock = options
+        .clock
+        .unwrap_or_else(|| std::sync::Arc::new(edge_core::SystemClock));
+    let app = Application::build_with_clock(config, clock)
         .await
         .unwrap()
         .with_routes(options.routes);

@@ -38,4 +38,5 @@ mod targets;
 mod tenancy;
 mod tickets;
 mod wallet;
+mod webhooks;
 mod whatsapp;

@@ -48,6 +48,10 @@ struct World {
     target_id: String,
     /// A pending wallet top-up.
     payment_id: String,
+    /// A webhook endpoint (disabled, so nothing is ever sent to it).
+    webhook_endpoint_id: String,
+    /// A delivery to it.
+    webhook_delivery_id: String,
     /// A connected WhatsApp number.
     whatsapp_number_id: String,
     /// An inbound WhatsApp message, in the conversation with the prospect.
@@ -252,6 +256,8 @@ async fn world(app: &TestApp, name: &str, domain: &str) -> World {
     .message
     .id
     .to_string();
+    let (webhook_endpoint_id, webhook_delivery_id) =
+        webhook_endpoint(app, admin["organization"]["id"].as_str().unwrap()).await;
     let import_id = victim_import(app, &admin_token, name).await;
     let notification_id = edge_server::entities::notifications::Entity::find()
         .filter(
@@ -287,6 +293,8 @@ async fn world(app: &TestApp, name: &str, domain: &str) -> World {
         notification_id,
         automation_rule_id: rule["id"].as_str().unwrap().to_owned(),
         payment_id,
+        webhook_endpoint_id,
+        webhook_delivery_id,
         whatsapp_number_id,
         whatsapp_message_id,
         ticket_id,
@@ -307,6 +315,63 @@ async fn world(app: &TestApp, name: &str, domain: &str) -> World {
         stage_ids,
         deal_id: deal["id"].as_str().unwrap().to_owned(),
     }
+}
+
+/// A disabled webhook endpoint of the organization and a delivery to it, written
+/// directly (the harness's server refuses the loopback URL, and nothing is sent to a
+/// disabled endpoint).
+async fn webhook_endpoint(app: &TestApp, org: &str) -> (String, String) {
+    use edge_server::entities::{webhook_deliveries, webhook_endpoints};
+    use sea_orm::EntityTrait as _;
+    let org: uuid::Uuid = org.parse().unwrap();
+    let now = chrono::Utc::now();
+    let endpoint = uuid::Uuid::now_v7();
+    let delivery = uuid::Uuid::now_v7();
+    webhook_endpoints::Entity::insert(webhook_endpoints::ActiveModel::from(
+        webhook_endpoints::Model {
+            organization_id: org,
+            id: endpoint,
+            url: "http://127.0.0.1:9/hook".into(),
+            description: Some("harness".into()),
+            event_types: json!(["*"]),
+            sealed: "not-a-sealed-secret".into(),
+            previous_sealed: None,
+            previous_expires_at: None,
+            enabled: false,
+            disabled_reason: Some("harness".into()),
+            disabled_at: Some(now),
+            failing_since: None,
+            created_by: None,
+            created_at: now,
+            updated_at: now,
+        },
+    ))
+    .exec_without_returning(app.db())
+    .await
+    .unwrap();
+    webhook_deliveries::Entity::insert(webhook_deliveries::ActiveModel::from(
+        webhook_deliveries::Model {
+            organization_id: org,
+            id: delivery,
+            endpoint_id: endpoint,
+            event_id: uuid::Uuid::now_v7(),
+            event_type: "webhook.test".into(),
+            payload: "{}".into(),
+            status: "succeeded".into(),
+            attempts: 1,
+            next_attempt_at: None,
+            claimed_until: None,
+            last_status_code: Some(200),
+            last_error: None,
+            last_duration_ms: Some(1),
+            created_at: now,
+            completed_at: Some(now),
+        },
+    ))
+    .exec_without_returning(app.db())
+    .await
+    .unwrap();
+    (endpoint.to_string(), delivery.to_string())
 }
 
 /// A pending wallet top-up of the organization, written directly (the harness's server
@@ -512,6 +577,10 @@ fn victim_path(path: &str, victim: &World) -> String {
         &victim.target_id
     } else if path.starts_with("/payments/") {
         &victim.payment_id
+    } else if path.starts_with("/webhook-endpoints/") {
+        &victim.webhook_endpoint_id
+    } else if path.starts_with("/webhook-deliveries/") {
+        &victim.webhook_delivery_id
     } else if path.starts_with("/whatsapp/numbers/") {
         &victim.whatsapp_number_id
     } else if path.starts_with("/whatsapp/messages/") {
@@ -850,9 +919,30 @@ async fn snapshot(db: &DatabaseConnection, org: uuid::Uuid) -> Vec<String> {
             .unwrap();
         let n: i64 = row.try_get("", "n").unwrap();
         // API calls are counted for the caller's organization, never the victim's.
-        out.push(format!("{table}: {n}"));
+        // The event queue is drained by the server's own workers meanwhile.
+        if table != "event_queue" {
+            out.push(format!("{table}: {n}"));
+        }
     }
     out
+}
+
+/// Waits until every consumer has handled the organization's queued events.
+async fn events_handled(db: &DatabaseConnection, org: uuid::Uuid) {
+    use edge_server::entities::event_queue;
+    use sea_orm::PaginatorTrait as _;
+    for _ in 0..300 {
+        let queued = event_queue::Entity::find()
+            .filter(event_queue::Column::OrganizationId.eq(org))
+            .count(db)
+            .await
+            .unwrap();
+        if queued == 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the organization's events were not handled within 15 s");
 }
 
 async fn tenant_tables(db: &DatabaseConnection) -> Vec<String> {
@@ -907,6 +997,9 @@ async fn every_route_keeps_tenants_apart(app: TestApp) {
         "Alpha Traders".to_owned(),
     ];
     let victim_org: uuid::Uuid = victim.org.parse().unwrap();
+    // The victim's own events are handled in the background (notifications, webhooks,
+    // automation): let that settle first, so what changes later is the attacker's doing.
+    events_handled(app.db(), victim_org).await;
     let before = snapshot(app.db(), victim_org).await;
 
     let mut routes = catalog();
@@ -992,6 +1085,8 @@ async fn the_permission_matrix_holds_over_http(app: TestApp) {
         activity_id: uuid::Uuid::now_v7().to_string(),
         target_id: uuid::Uuid::now_v7().to_string(),
         payment_id: uuid::Uuid::now_v7().to_string(),
+        webhook_endpoint_id: uuid::Uuid::now_v7().to_string(),
+        webhook_delivery_id: uuid::Uuid::now_v7().to_string(),
         whatsapp_number_id: uuid::Uuid::now_v7().to_string(),
         whatsapp_message_id: uuid::Uuid::now_v7().to_string(),
         chat_message_id: uuid::Uuid::now_v7().to_string(),
