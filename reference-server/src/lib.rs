@@ -23,6 +23,7 @@ pub mod crm;
 pub mod db;
 pub mod entities;
 pub mod events;
+pub mod exports;
 pub mod http;
 pub mod identity;
 pub mod ledger;

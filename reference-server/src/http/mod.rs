@@ -10,6 +10,7 @@ pub mod chat;
 pub mod client;
 pub mod deals;
 pub mod error;
+pub mod exports;
 pub mod extract;
 pub mod health;
 pub mod middleware;
@@ -430,6 +431,42 @@ pub fn catalog() -> Vec<ApiRoute> {
             get(audit::list),
         ),
         ApiRoute::new(Method::GET, "/usage", P(Perm::UsageRead), get(usage::usage)),
+        ApiRoute::new(
+            Method::GET,
+            "/exports/prospects.csv",
+            P(Perm::CrmRead),
+            get(exports::prospects),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/exports/relationships.csv",
+            P(Perm::CrmRead),
+            get(exports::relationships),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/exports/deals.csv",
+            P(Perm::CrmRead),
+            get(exports::deals),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/exports/tickets.csv",
+            P(Perm::CrmRead),
+            get(exports::tickets),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/exports/activities.csv",
+            P(Perm::CrmRead),
+            get(exports::activities),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/exports/organization",
+            P(Perm::OrgUpdate),
+            get(exports::organization),
+        ),
         ApiRoute::new(
             Method::POST,
             "/tickets",
