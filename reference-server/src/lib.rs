@@ -14,6 +14,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod analytics;
 pub mod audit;
 pub mod billing;
 pub mod chat;
