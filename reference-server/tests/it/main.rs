@@ -18,6 +18,7 @@ mod concurrency;
 mod crm_support;
 mod deals;
 mod errors;
+mod exports;
 mod fake_daraja_cli;
 mod fake_whatsapp_cli;
 mod health;
