@@ -7,6 +7,7 @@
 mod helpers;
 
 mod activities;
+mod analytics;
 mod auth;
 mod billing;
 mod chat_cluster;
