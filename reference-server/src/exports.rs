@@ -637,7 +637,6 @@ tenant_tables!(
     whatsapp_conversations,
     whatsapp_messages,
     whatsapp_message_statuses,
-    whatsapp_webhooks,
     chat_messages,
     chat_participants,
     events,

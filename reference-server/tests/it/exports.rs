@@ -368,6 +368,11 @@ async fn the_organization_export_has_every_tenant_table_and_no_secrets(app: Test
         .iter()
         .filter(|t| !exported.contains(*t) && !t.starts_with("seaql"))
         .collect();
+    let not_tenant_tables: Vec<_> = exported.difference(&expected).collect();
+    assert!(
+        not_tenant_tables.is_empty(),
+        "exported tables without organization_id: {not_tenant_tables:?}"
+    );
     assert!(
         schema_only.is_empty(),
         "tenant tables missing from the export: {schema_only:?}"
@@ -419,7 +424,7 @@ async fn the_organization_export_has_every_tenant_table_and_no_secrets(app: Test
         "api_keys",
         "audit_log",
         "pipelines",
-        "ledger_wallets",
+        "subscriptions",
     ] {
         assert!(tables_seen.contains(table), "no {table} rows");
     }
