@@ -281,7 +281,7 @@ pub async fn pipeline_conversion(
                 "moved_on": on,
                 "won": count("won"),
                 "lost": count("lost"),
-                "moved_on_percent": if n == 0 { 0 } else { on * 100 / n },
+                "moved_on_percent": (on * 100).checked_div(n).unwrap_or(0),
             }));
         }
         out.push(json!({
@@ -323,7 +323,7 @@ pub async fn revenue_won(
         .and_where(col("deleted_at").is_null())
         .and_where(col("closed_at").gte(period.start))
         .and_where(col("closed_at").lt(period.end))
-        .add_group_by([Expr::cust("1"), col("currency").into()])
+        .add_group_by([Expr::cust("1"), col("currency")])
         .order_by_expr(Expr::cust("1"), sea_orm::Order::Asc)
         .order_by(Alias::new("currency"), sea_orm::Order::Asc);
     if let Scope::OwnedBy(user) = cx.scope {
@@ -374,11 +374,7 @@ pub async fn payments_collected(
         .and_where(col("status").eq("succeeded"))
         .and_where(Expr::expr(paid_at()).gte(period.start))
         .and_where(Expr::expr(paid_at()).lt(period.end))
-        .add_group_by([
-            Expr::cust("1"),
-            col("currency").into(),
-            col("purpose").into(),
-        ])
+        .add_group_by([Expr::cust("1"), col("currency"), col("purpose")])
         .order_by_expr(Expr::cust("1"), sea_orm::Order::Asc)
         .order_by(Alias::new("currency"), sea_orm::Order::Asc)
         .order_by(Alias::new("purpose"), sea_orm::Order::Asc);
@@ -491,11 +487,7 @@ pub async fn messages(
         .and_where(col("organization_id").eq(org))
         .and_where(col("occurred_at").gte(period.start))
         .and_where(col("occurred_at").lt(period.end))
-        .add_group_by([
-            Expr::cust("1"),
-            col("direction").into(),
-            col("status").into(),
-        ])
+        .add_group_by([Expr::cust("1"), col("direction"), col("status")])
         .order_by_expr(Expr::cust("1"), sea_orm::Order::Asc)
         .order_by(Alias::new("direction"), sea_orm::Order::Asc)
         .order_by(Alias::new("status"), sea_orm::Order::Asc);

@@ -513,7 +513,7 @@ async fn usage_reports_count_for_the_organization_and_the_operator(app: TestApp)
         .find(|i| i["organization_id"] == org.as_str())
         .unwrap();
     assert_eq!(mine["storage"]["tables"]["prospects"]["rows"], 2);
-    assert_eq!(mine["slug"].is_string(), true);
+    assert!(mine["slug"].is_string());
     assert!(
         items
             .iter()
