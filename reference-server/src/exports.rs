@@ -641,6 +641,9 @@ tenant_tables!(
     chat_participants,
     events,
     event_queue,
+    imports,
+    import_chunks,
+    import_errors,
 );
 
 /// Starts the organization export (see the module docs for the format). Needs

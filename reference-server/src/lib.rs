@@ -27,6 +27,7 @@ pub mod events;
 pub mod exports;
 pub mod http;
 pub mod identity;
+pub mod imports;
 pub mod ledger;
 pub mod migrations;
 pub mod organization_settings;

@@ -220,6 +220,11 @@ impl Application {
             self.state.clock.clone(),
         ));
         let outbox = self.realtime.spawn_outbox(self.state.db.clone());
+        let imports = tokio::spawn(crate::imports::worker::work_forever(
+            self.state.db.clone(),
+            self.state.clock.clone(),
+            std::time::Duration::from_millis(500),
+        ));
         let app = self
             .realtime
             .attach(http::app_with(self.state.clone(), self.extra_routes));
@@ -259,6 +264,7 @@ impl Application {
         subscriptions.abort();
         whatsapp.abort();
         outbox.abort();
+        imports.abort();
         result
     }
 }

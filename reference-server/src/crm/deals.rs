@@ -45,6 +45,7 @@ use super::pipelines::{
     StageView, active_stages, default_pipeline, find_pipeline, find_stage, lock_pipeline,
     stages_by_id,
 };
+use super::record_events::{self, Change};
 use super::records::{db_err, is_active_member};
 use super::visibility::Scope;
 use super::{CrmContext, fields, prospects, relationships, tags};
@@ -985,6 +986,17 @@ pub async fn create(
         .record(&txn, client, now)
         .await?;
     let view = full_view(&txn, org, row).await?;
+    record_events::record(
+        &txn,
+        ctx,
+        "deal",
+        view.id,
+        &view,
+        owner,
+        Change::Created,
+        now,
+    )
+    .await?;
     txn.commit().await.map_err(db_err)?;
     Ok(view)
 }
@@ -1135,7 +1147,19 @@ pub async fn update(
         .await
         .map_err(db_err)?
         .ok_or(Error::not_found("deal"))?;
+    let owner = row.owner_id;
     let view = full_view(&txn, org, row).await?;
+    if !changed.is_empty() {
+        let previous_owner = current.owner_id;
+        let before =
+            serde_json::to_value(full_view(&txn, org, current).await?).map_err(Error::internal)?;
+        let change = Change::Updated {
+            changed: &changed,
+            before,
+            previous_owner,
+        };
+        record_events::record(&txn, ctx, "deal", id, &view, owner, change, now).await?;
+    }
     txn.commit().await.map_err(db_err)?;
     Ok(view)
 }
@@ -1165,6 +1189,9 @@ pub async fn delete(
         .details(json!({ "title": current.title, "status": current.status }))
         .record(&txn, client, now)
         .await?;
+    let owner = current.owner_id;
+    let view = full_view(&txn, caller.org, current).await?;
+    record_events::record(&txn, ctx, "deal", id, &view, owner, Change::Deleted, now).await?;
     txn.commit().await.map_err(db_err)?;
     Ok(())
 }
@@ -1359,7 +1386,17 @@ pub async fn close(
     .record(&txn, client, now)
     .await?;
     let row = find_visible(&txn, &caller, id, false).await?;
+    let owner = row.owner_id;
     let view = full_view(&txn, org, row).await?;
+    let previous_owner = current.owner_id;
+    let before =
+        serde_json::to_value(full_view(&txn, org, current).await?).map_err(Error::internal)?;
+    let change = Change::Updated {
+        changed: &["status", "close_reason", "closed_at"],
+        before,
+        previous_owner,
+    };
+    record_events::record(&txn, ctx, "deal", id, &view, owner, change, now).await?;
     txn.commit().await.map_err(db_err)?;
     Ok(view)
 }
@@ -1434,7 +1471,17 @@ pub async fn reopen(
         .record(&txn, client, now)
         .await?;
     let row = find_visible(&txn, &caller, id, false).await?;
+    let owner = row.owner_id;
     let view = full_view(&txn, org, row).await?;
+    let previous_owner = current.owner_id;
+    let before =
+        serde_json::to_value(full_view(&txn, org, current).await?).map_err(Error::internal)?;
+    let change = Change::Updated {
+        changed: &["status", "close_reason", "closed_at"],
+        before,
+        previous_owner,
+    };
+    record_events::record(&txn, ctx, "deal", id, &view, owner, change, now).await?;
     txn.commit().await.map_err(db_err)?;
     Ok(view)
 }

@@ -15,6 +15,7 @@ pub mod fields;
 pub mod list;
 pub mod pipelines;
 pub mod prospects;
+pub mod record_events;
 pub mod records;
 pub mod relationships;
 pub mod tags;
@@ -47,7 +48,18 @@ pub struct CrmContext {
 impl CrmContext {
     /// Loads the caller's organization.
     pub async fn load(db: &impl ConnectionTrait, ctx: &TenantContext) -> Result<Self, Error> {
-        let org = organizations::Entity::find_by_id(ctx.org().as_uuid())
+        let mut cx = Self::for_organization(db, ctx.org()).await?;
+        cx.scope = Scope::of(ctx, cx.settings.record_visibility);
+        Ok(cx)
+    }
+
+    /// Loads `org` for work done on its behalf, not for a caller (background jobs): the
+    /// scope is every record.
+    pub async fn for_organization(
+        db: &impl ConnectionTrait,
+        org: edge_core::OrgId,
+    ) -> Result<Self, Error> {
+        let org = organizations::Entity::find_by_id(org.as_uuid())
             .one(db)
             .await
             .map_err(Error::internal)?
@@ -57,7 +69,7 @@ impl CrmContext {
         let country = serde_json::from_value(serde_json::Value::String(org.country))
             .map_err(Error::internal)?;
         Ok(Self {
-            scope: Scope::of(ctx, settings.record_visibility),
+            scope: Scope::All,
             settings,
             currency,
             country,

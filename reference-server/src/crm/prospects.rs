@@ -20,6 +20,7 @@ use super::contact::{ContactInput, ContactRow, assign, strings};
 use super::custom_fields::RecordKind;
 use super::fields::{Checks, caller};
 use super::list::{ListQuery, ListSpec, SortKind, SortValue, Sortable};
+use super::record_events::{self, Change};
 use super::{CrmContext, relationships, tags};
 use crate::audit::{self, Actor, ClientInfo};
 use crate::db::begin_write;
@@ -111,7 +112,8 @@ pub struct ProspectView {
 }
 
 impl ProspectView {
-    fn new(row: prospects::Model, cx: &CrmContext) -> Self {
+    /// The view of a stored row.
+    pub(crate) fn new(row: prospects::Model, cx: &CrmContext) -> Self {
         Self {
             id: row.id,
             estimated_value: row
@@ -173,6 +175,20 @@ async fn apply(
     input: ProspectInput,
     creating: bool,
 ) -> Result<(), Error> {
+    let owner = check(cx, row, input, creating)?;
+    assign(db, ctx, "owner_id", &mut row.owner_id, owner, creating).await
+}
+
+/// The checks of [`apply`] that need no database: every field but the owner, checked
+/// and written onto `row`. Returns the owner asked for (`None`: not given), which the
+/// caller checks with [`assign`]. Imports validate each row with it, exactly as the API
+/// validates the same prospect.
+pub(crate) fn check(
+    cx: &CrmContext,
+    row: &mut prospects::Model,
+    input: ProspectInput,
+    creating: bool,
+) -> Result<Option<Option<uuid::Uuid>>, Error> {
     let settings = &cx.settings;
     let mut checks = Checks::new();
     ContactRow {
@@ -224,18 +240,11 @@ async fn apply(
         row.estimated_value_minor = value.map(|v| checks.money("estimated_value", v, cx.currency));
     }
     checks.finish()?;
-    assign(
-        db,
-        ctx,
-        "owner_id",
-        &mut row.owner_id,
-        input.owner_id,
-        creating,
-    )
-    .await
+    Ok(input.owner_id)
 }
 
-fn blank(org: uuid::Uuid, cx: &CrmContext, now: DateTime<Utc>) -> prospects::Model {
+/// A blank prospect of `org` (name empty, lists empty), to be filled by [`check`].
+pub(crate) fn blank(org: uuid::Uuid, cx: &CrmContext, now: DateTime<Utc>) -> prospects::Model {
     prospects::Model {
         organization_id: org,
         id: uuid::Uuid::now_v7(),
@@ -294,8 +303,21 @@ pub async fn create(
         .details(json!({ "name": row.name, "owner_id": row.owner_id }))
         .record(&txn, client, now)
         .await?;
+    let (id, owner) = (row.id, row.owner_id);
+    let view = ProspectView::new(row, &cx);
+    record_events::record(
+        &txn,
+        ctx,
+        "prospect",
+        id,
+        &view,
+        owner,
+        Change::Created,
+        now,
+    )
+    .await?;
     txn.commit().await.map_err(Error::internal)?;
-    Ok(ProspectView::new(row, &cx))
+    Ok(view)
 }
 
 /// A prospect the caller may see, or 404.
@@ -364,12 +386,24 @@ pub async fn update(
         .details(json!({ "changed": changes }))
         .record(&txn, client, now)
         .await?;
+    let (id, owner, previous_owner) = (row.id, row.owner_id, before.owner_id);
+    let view = ProspectView::new(row, &cx);
+    let before = serde_json::to_value(ProspectView::new(before, &cx)).map_err(Error::internal)?;
+    let change = Change::Updated {
+        changed: &changes,
+        before,
+        previous_owner,
+    };
+    record_events::record(&txn, ctx, "prospect", id, &view, owner, change, now).await?;
     txn.commit().await.map_err(Error::internal)?;
-    Ok(ProspectView::new(row, &cx))
+    Ok(view)
 }
 
 /// The names of the fields that differ, for the audit log.
-fn changed_fields(before: &prospects::Model, after: &prospects::Model) -> Vec<&'static str> {
+pub(crate) fn changed_fields(
+    before: &prospects::Model,
+    after: &prospects::Model,
+) -> Vec<&'static str> {
     let mut changed = Vec::new();
     macro_rules! compare {
         ($($field:ident),*) => {
@@ -419,6 +453,19 @@ pub async fn delete(
         .details(json!({ "name": row.name }))
         .record(&txn, client, now)
         .await?;
+    let (id, owner) = (row.id, row.owner_id);
+    let view = ProspectView::new(row, &cx);
+    record_events::record(
+        &txn,
+        ctx,
+        "prospect",
+        id,
+        &view,
+        owner,
+        Change::Deleted,
+        now,
+    )
+    .await?;
     txn.commit().await.map_err(Error::internal)?;
     Ok(())
 }
@@ -588,6 +635,28 @@ pub async fn convert(
         .details(json!({ "relationship_id": relationship.id }))
         .record(&txn, client, now)
         .await?;
+    let (prospect_id, owner) = (prospect.id, prospect.owner_id);
+    let mut converted = prospect.clone();
+    converted.relationship_id = Some(relationship.id);
+    converted.updated_at = now;
+    let before = serde_json::to_value(ProspectView::new(prospect, &cx)).map_err(Error::internal)?;
+    let change = Change::Updated {
+        changed: &["relationship_id"],
+        before,
+        previous_owner: owner,
+    };
+    let view = ProspectView::new(converted, &cx);
+    record_events::record(
+        &txn,
+        ctx,
+        "prospect",
+        prospect_id,
+        &view,
+        owner,
+        change,
+        now,
+    )
+    .await?;
     txn.commit().await.map_err(Error::internal)?;
     Ok(relationship)
 }

@@ -16,6 +16,7 @@ use super::contact::{ContactInput, ContactRow, assign, strings};
 use super::custom_fields::RecordKind;
 use super::fields::{Checks, caller};
 use super::list::{ListQuery, ListSpec, SortKind, SortValue, Sortable};
+use super::record_events::{self, Change};
 use super::{CrmContext, tags};
 use crate::audit::{self, Actor, ClientInfo};
 use crate::db::begin_write;
@@ -98,7 +99,8 @@ pub struct RelationshipView {
 }
 
 impl RelationshipView {
-    fn new(row: relationships::Model, cx: &CrmContext) -> Self {
+    /// The view of a stored row.
+    pub(crate) fn new(row: relationships::Model, cx: &CrmContext) -> Self {
         Self {
             id: row.id,
             contract_value: row
@@ -156,6 +158,28 @@ async fn apply(
     input: RelationshipInput,
     creating: bool,
 ) -> Result<(), Error> {
+    let manager = check(cx, row, input, creating)?;
+    assign(
+        db,
+        ctx,
+        "account_manager_id",
+        &mut row.account_manager_id,
+        manager,
+        creating,
+    )
+    .await
+}
+
+/// The checks of [`apply`] that need no database: every field but the account manager,
+/// checked and written onto `row`. Returns the account manager asked for (`None`: not
+/// given), which the caller checks with [`assign`]. Imports validate each row with it,
+/// exactly as the API validates the same relationship.
+pub(crate) fn check(
+    cx: &CrmContext,
+    row: &mut relationships::Model,
+    input: RelationshipInput,
+    creating: bool,
+) -> Result<Option<Option<uuid::Uuid>>, Error> {
     let mut checks = Checks::new();
     ContactRow {
         name: &mut row.name,
@@ -192,32 +216,18 @@ async fn apply(
         row.contract_value_minor = value.map(|v| checks.money("contract_value", v, cx.currency));
     }
     checks.finish()?;
-    assign(
-        db,
-        ctx,
-        "account_manager_id",
-        &mut row.account_manager_id,
-        input.account_manager_id,
-        creating,
-    )
-    .await
+    Ok(input.account_manager_id)
 }
 
-/// Checks and inserts a new relationship inside `txn`, with its audit entry. `prospect`
-/// is the prospect it is converted from, if any.
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn insert(
-    db: &DatabaseConnection,
-    txn: &DatabaseTransaction,
-    ctx: &TenantContext,
+/// A blank relationship of `org` (name empty, lists empty), to be filled by [`check`].
+pub(crate) fn blank(
+    org: uuid::Uuid,
     cx: &CrmContext,
-    client: &ClientInfo,
     now: DateTime<Utc>,
-    input: RelationshipInput,
     prospect: Option<uuid::Uuid>,
-) -> Result<RelationshipView, Error> {
-    let mut row = relationships::Model {
-        organization_id: ctx.org().as_uuid(),
+) -> relationships::Model {
+    relationships::Model {
+        organization_id: org,
         id: uuid::Uuid::now_v7(),
         name: String::new(),
         company: None,
@@ -234,11 +244,28 @@ pub(crate) async fn insert(
         custom: json!({}),
         search_text: String::new(),
         prospect_id: prospect,
-        created_by: caller(ctx),
+        created_by: None,
         created_at: now,
         updated_at: now,
         deleted_at: None,
-    };
+    }
+}
+
+/// Checks and inserts a new relationship inside `txn`, with its audit entry. `prospect`
+/// is the prospect it is converted from, if any.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn insert(
+    db: &DatabaseConnection,
+    txn: &DatabaseTransaction,
+    ctx: &TenantContext,
+    cx: &CrmContext,
+    client: &ClientInfo,
+    now: DateTime<Utc>,
+    input: RelationshipInput,
+    prospect: Option<uuid::Uuid>,
+) -> Result<RelationshipView, Error> {
+    let mut row = blank(ctx.org().as_uuid(), cx, now, prospect);
+    row.created_by = caller(ctx);
     apply(db, ctx, cx, &mut row, input, true).await?;
     relationships::Entity::insert(relationships::ActiveModel::from(row.clone()))
         .exec_without_returning(txn)
@@ -261,7 +288,20 @@ pub(crate) async fn insert(
         }))
         .record(txn, client, now)
         .await?;
-    Ok(RelationshipView::new(row, cx))
+    let (id, owner) = (row.id, row.account_manager_id);
+    let view = RelationshipView::new(row, cx);
+    record_events::record(
+        txn,
+        ctx,
+        "relationship",
+        id,
+        &view,
+        owner,
+        Change::Created,
+        now,
+    )
+    .await?;
+    Ok(view)
 }
 
 /// Creates a relationship directly.
@@ -345,11 +385,21 @@ pub async fn update(
         .details(json!({ "changed": changed }))
         .record(&txn, client, now)
         .await?;
+    let (id, owner, previous_owner) = (row.id, row.account_manager_id, before.account_manager_id);
+    let view = RelationshipView::new(row, &cx);
+    let before =
+        serde_json::to_value(RelationshipView::new(before, &cx)).map_err(Error::internal)?;
+    let change = Change::Updated {
+        changed: &changed,
+        before,
+        previous_owner,
+    };
+    record_events::record(&txn, ctx, "relationship", id, &view, owner, change, now).await?;
     txn.commit().await.map_err(Error::internal)?;
-    Ok(RelationshipView::new(row, &cx))
+    Ok(view)
 }
 
-fn changed_fields(
+pub(crate) fn changed_fields(
     before: &relationships::Model,
     after: &relationships::Model,
 ) -> Vec<&'static str> {
@@ -399,6 +449,19 @@ pub async fn delete(
         .details(json!({ "name": row.name }))
         .record(&txn, client, now)
         .await?;
+    let (id, owner) = (row.id, row.account_manager_id);
+    let view = RelationshipView::new(row, &cx);
+    record_events::record(
+        &txn,
+        ctx,
+        "relationship",
+        id,
+        &view,
+        owner,
+        Change::Deleted,
+        now,
+    )
+    .await?;
     txn.commit().await.map_err(Error::internal)?;
     Ok(())
 }

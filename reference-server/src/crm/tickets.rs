@@ -42,6 +42,7 @@ use serde_json::json;
 use super::CrmContext;
 use super::fields::{Checks, caller};
 use super::list::{ListQuery, ListSpec, SortKind, SortValue, Sortable};
+use super::record_events::{self, Change};
 use super::records::{
     RecordChecks, SubjectType, check_assignment, choices, db_err, ensure_subject,
 };
@@ -369,8 +370,11 @@ pub async fn create(
         }))
         .record(&txn, client, now)
         .await?;
+    let (id, owner) = (row.id, row.assignee_id);
+    let view = TicketView::new(row, now);
+    record_events::record(&txn, ctx, "ticket", id, &view, owner, Change::Created, now).await?;
     txn.commit().await.map_err(db_err)?;
-    Ok(TicketView::new(row, now))
+    Ok(view)
 }
 
 /// Lists the tickets the caller may see (see [`LIST`] for the query language).
@@ -651,8 +655,17 @@ pub async fn update(
         .await
         .map_err(db_err)?
         .ok_or(Error::not_found("ticket"))?;
+    let (owner, previous_owner) = (saved.assignee_id, current.assignee_id);
+    let view = TicketView::new(saved, now);
+    let before = serde_json::to_value(TicketView::new(current, now)).map_err(Error::internal)?;
+    let change = Change::Updated {
+        changed: &changed,
+        before,
+        previous_owner,
+    };
+    record_events::record(&txn, ctx, "ticket", id, &view, owner, change, now).await?;
     txn.commit().await.map_err(db_err)?;
-    Ok(TicketView::new(saved, now))
+    Ok(view)
 }
 
 /// Deletes a ticket (soft: it disappears from every read; its history stays).
@@ -689,6 +702,9 @@ pub async fn delete(
         }))
         .record(&txn, client, now)
         .await?;
+    let (id, owner) = (current.id, current.assignee_id);
+    let view = TicketView::new(current, now);
+    record_events::record(&txn, ctx, "ticket", id, &view, owner, Change::Deleted, now).await?;
     txn.commit().await.map_err(db_err)?;
     Ok(())
 }

@@ -239,3 +239,39 @@ mod tests {
         assert!(!is_acceptable_request_id("quote\""));
     }
 }
+
+/// The request body limits: one for every route, and a larger one for file uploads.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    /// Every route but uploads.
+    pub default: usize,
+    /// `POST /api/v1/imports` (a CSV file).
+    pub uploads: usize,
+}
+
+/// Limits request bodies: a declared `Content-Length` over the limit answers 413 at once;
+/// a body that grows past it fails when read (413 from the extractors). Uploads get
+/// their own, larger limit.
+pub async fn limit_body(
+    State(limits): State<BodyLimits>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let upload = request.method() == axum::http::Method::POST
+        && request.uri().path().trim_end_matches('/') == "/api/v1/imports";
+    let limit = if upload {
+        limits.uploads
+    } else {
+        limits.default
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE, None).into_response();
+    }
+    let request = request.map(|body| Body::new(http_body_util::Limited::new(body, limit)));
+    next.run(request).await
+}

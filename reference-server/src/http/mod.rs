@@ -14,6 +14,7 @@ pub mod error;
 pub mod exports;
 pub mod extract;
 pub mod health;
+pub mod imports;
 pub mod middleware;
 pub mod mpesa;
 pub mod organization;
@@ -34,7 +35,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, StatusCode, Uri, header};
 use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 
@@ -424,6 +424,48 @@ pub fn catalog() -> Vec<ApiRoute> {
             "/relationships/{id}",
             P(Perm::CrmDelete),
             delete(relationships::delete),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/imports",
+            P(Perm::CrmWrite),
+            post(imports::upload),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/imports",
+            P(Perm::CrmRead),
+            get(imports::list),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/imports/{id}",
+            P(Perm::CrmRead),
+            get(imports::get),
+        ),
+        ApiRoute::new(
+            Method::PUT,
+            "/imports/{id}/mapping",
+            P(Perm::CrmWrite),
+            put(imports::set_mapping),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/imports/{id}/dry-run",
+            P(Perm::CrmWrite),
+            post(imports::dry_run),
+        ),
+        ApiRoute::new(
+            Method::POST,
+            "/imports/{id}/start",
+            P(Perm::CrmWrite),
+            post(imports::start),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/imports/{id}/errors.csv",
+            P(Perm::CrmRead),
+            get(imports::errors_csv),
         ),
         ApiRoute::new(
             Method::GET,
@@ -947,13 +989,20 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
     )
 }
 
-/// Applies the layers every Edge router needs: body limit, timeout, panic catching,
+/// Applies the layers every Edge router needs: body limit (`max_body_bytes`, except for
+/// the CSV upload of `POST /api/v1/imports`, see [`middleware::limit_body`]), timeout, panic catching,
 /// JSON error envelopes, request ids and request logging.
 pub fn with_layers(router: Router, timeout: std::time::Duration, max_body_bytes: usize) -> Router {
     // Layers run outside-in from the last one added.
     router
         .layer(DefaultBodyLimit::disable())
-        .layer(RequestBodyLimitLayer::new(max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            middleware::BodyLimits {
+                default: max_body_bytes,
+                uploads: crate::imports::MAX_FILE_BYTES.max(max_body_bytes),
+            },
+            middleware::limit_body,
+        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             timeout,

@@ -18,6 +18,7 @@ mod m20261124_000009_plans_subscriptions;
 mod m20261125_000010_whatsapp;
 mod m20261126_000011_chat;
 mod m20261127_000012_event_queue;
+mod m20261127_000014_imports;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000010_whatsapp::Migration),
             Box::new(m20261126_000011_chat::Migration),
             Box::new(m20261127_000012_event_queue::Migration),
+            Box::new(m20261127_000014_imports::Migration),
         ]
     }
 }

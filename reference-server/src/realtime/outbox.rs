@@ -100,16 +100,20 @@ async fn push<A: Adapter>(io: &SocketIo<A>, db: &DatabaseConnection, row: events
     }
 }
 
+/// The subjects that are CRM records: under `own` record visibility, their events go only
+/// to those who see every record and to the record's owner.
+const RECORDS: &[&str] = &["prospect", "relationship", "deal", "ticket"];
+
 /// The rooms an event goes to: payment and wallet events to the sockets whose role may
-/// read billing; an event about a deal, when the organization's `record_visibility` is
-/// `own`, to those who see every record and to the deal's owner; everything else to the
-/// whole organization.
+/// read billing; an event about a CRM record, when the organization's
+/// `record_visibility` is `own`, to those who see every record and to the record's owner;
+/// everything else to the whole organization.
 async fn audience(db: &DatabaseConnection, row: &events::Model) -> Result<Vec<String>, DbErr> {
     let org = OrgId::from_uuid(row.organization_id);
     if row.kind.starts_with("payment.") || row.kind.starts_with("wallet.") {
         return Ok(vec![super::billing_room(org)]);
     }
-    if row.subject_type != "deal" {
+    if !RECORDS.contains(&row.subject_type.as_str()) {
         return Ok(vec![super::org_room(org)]);
     }
     in_organization(org, async {
@@ -121,10 +125,17 @@ async fn audience(db: &DatabaseConnection, row: &events::Model) -> Result<Vec<St
         if settings.record_visibility == RecordVisibility::Everyone {
             return Ok(vec![super::org_room(org)]);
         }
-        let owner = deals::Entity::find_by_id((org.as_uuid(), row.subject_id))
-            .one(db)
-            .await?
-            .and_then(|deal| deal.owner_id);
+        // Record events carry their owner; a deal's stage move is looked up.
+        let owner = match row.payload.get("owner_id") {
+            Some(owner) => owner.as_str().and_then(|id| id.parse::<Uuid>().ok()),
+            None if row.subject_type == "deal" => {
+                deals::Entity::find_by_id((org.as_uuid(), row.subject_id))
+                    .one(db)
+                    .await?
+                    .and_then(|deal| deal.owner_id)
+            }
+            None => None,
+        };
         let mut rooms = vec![super::all_records_room(org)];
         rooms.extend(owner.map(|owner| super::user_room(org, owner)));
         Ok(rooms)

@@ -569,8 +569,11 @@ async fn deal_events_follow_record_visibility(app: TestApp) {
         e["kind"] == "deal.stage_changed" && e["subject_id"] == acme.deal.as_str()
     })
     .await;
-    js.no_event("user", "event", Duration::from_millis(800))
-        .await;
+    // (They may hear of their own deal's creation, which is theirs to see.)
+    js.no_event_where("user", "event", Duration::from_millis(800), |e| {
+        e["subject_id"] == acme.deal.as_str()
+    })
+    .await;
 
     // Their own deal: both hear of it.
     let moved = send(
@@ -588,4 +591,26 @@ async fn deal_events_follow_record_visibility(app: TestApp) {
             .await;
         assert_eq!(event["subject_id"], theirs.as_str(), "{name}: {event}");
     }
+
+    // Every record's events follow the same rule: another member's new prospect is
+    // heard of by the manager, not by the user.
+    let prospect = send(
+        &app,
+        &acme.admin_token,
+        Method::POST,
+        "/prospects",
+        Some(json!({"name": "The admin's lead"})),
+    )
+    .await;
+    assert_eq!(prospect.status(), 201);
+    let prospect: Value = prospect.json().await.unwrap();
+    let prospect = prospect["id"].as_str().unwrap().to_owned();
+    js.event_where("manager", "event", |e| {
+        e["kind"] == "prospect.created" && e["subject_id"] == prospect.as_str()
+    })
+    .await;
+    js.no_event_where("user", "event", Duration::from_millis(800), |e| {
+        e["subject_id"] == prospect.as_str()
+    })
+    .await;
 }

@@ -243,13 +243,26 @@ impl JsClients {
     /// Asserts that socket `name` receives no `event` within `within` (and drops any
     /// other line of that socket seen meanwhile only if it is that event).
     pub async fn no_event(&mut self, name: &str, event: &str, within: Duration) {
+        self.no_event_where(name, event, within, |_| true).await;
+    }
+
+    /// Asserts that socket `name` receives no `event` whose payload `matches` within
+    /// `within`.
+    pub async fn no_event_where(
+        &mut self,
+        name: &str,
+        event: &str,
+        within: Duration,
+        matches: impl Fn(&Value) -> bool,
+    ) {
         let deadline = Instant::now() + within;
         loop {
-            if let Some(line) = self
-                .backlog
-                .iter()
-                .find(|l| l["op"] == "event" && l["name"] == name && l["event"] == event)
-            {
+            if let Some(line) = self.backlog.iter().find(|l| {
+                l["op"] == "event"
+                    && l["name"] == name
+                    && l["event"] == event
+                    && matches(&l["data"])
+            }) {
                 panic!("{name} received an unexpected {event}: {line}");
             }
             let left = deadline.saturating_duration_since(Instant::now());

@@ -54,6 +54,8 @@ struct World {
     whatsapp_message_id: String,
     /// A chat message in the deal's thread.
     chat_message_id: String,
+    /// A CSV import, uploaded and mapped, not started.
+    import_id: String,
 }
 
 /// Calls `/api/v1{path}` with a bearer token and an optional JSON body.
@@ -246,7 +248,9 @@ async fn world(app: &TestApp, name: &str, domain: &str) -> World {
     .message
     .id
     .to_string();
+    let import_id = victim_import(app, &admin_token, name).await;
     World {
+        import_id,
         chat_message_id,
         payment_id,
         whatsapp_number_id,
@@ -400,6 +404,35 @@ async fn whatsapp_conversation(app: &TestApp, org: &str, prospect: &str) -> (Str
     (number.to_string(), message.to_string())
 }
 
+/// Uploads and maps a CSV import of one prospect as `token`'s organization; returns its id.
+async fn victim_import(app: &TestApp, token: &str, name: &str) -> String {
+    let uploaded: Value = app
+        .client
+        .post(app.url("/api/v1/imports?kind=prospects"))
+        .bearer_auth(token)
+        .header("content-type", "text/csv")
+        .body(format!(
+            "name,phone\nImported secret of {name},0712999001\n"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = uploaded["id"].as_str().unwrap().to_owned();
+    let mapped = send(
+        app,
+        token,
+        Method::PUT,
+        &format!("/imports/{id}/mapping"),
+        Some(json!({"mapping": {"name": "name", "phone": "phone"}, "duplicates": "skip"})),
+    )
+    .await;
+    assert_eq!(mapped.status(), 200);
+    id
+}
+
 /// Puts an organization on the enterprise plan, so that a test walking every route of the
 /// catalog in one burst is not rate-limited by the standard plan.
 async fn unthrottle(app: &TestApp, org: &str) {
@@ -449,6 +482,8 @@ fn victim_path(path: &str, victim: &World) -> String {
         &victim.whatsapp_number_id
     } else if path.starts_with("/whatsapp/messages/") {
         &victim.whatsapp_message_id
+    } else if path.starts_with("/imports/") {
+        &victim.import_id
     } else if path.starts_with("/chat/rooms/") {
         // A chat room is named by its record: the victim's deal thread.
         return path.replace("{room}", &format!("deal:{}", victim.deal_id));
@@ -493,6 +528,9 @@ fn sample_body(method: &Method, path: &str, victim: &World) -> Option<Value> {
             Some(json!({"email": "newcomer@elsewhere.example", "role": "user"}))
         }
         ("PATCH", "/users/{id}") => Some(json!({"role": "user"})),
+        ("PUT", "/imports/{id}/mapping") => {
+            Some(json!({"mapping": {"name": "name"}, "duplicates": "create"}))
+        }
         ("POST", "/admin/organizations") => Some(json!({"name": "Harness Org"})),
         ("POST", "/admin/plans") => Some(json!({
             "code": "harness",
@@ -684,6 +722,14 @@ async fn snapshot(db: &DatabaseConnection, org: uuid::Uuid) -> Vec<String> {
         .unwrap()
     {
         out.push(format!("{p:?}"));
+    }
+    for i in edge_server::entities::imports::Entity::find()
+        .filter(edge_server::entities::imports::Column::OrganizationId.eq(org))
+        .all(db)
+        .await
+        .unwrap()
+    {
+        out.push(format!("{i:?}"));
     }
     for n in edge_server::entities::whatsapp_numbers::Entity::find()
         .filter(edge_server::entities::whatsapp_numbers::Column::OrganizationId.eq(org))
@@ -888,6 +934,7 @@ async fn the_permission_matrix_holds_over_http(app: TestApp) {
         whatsapp_number_id: uuid::Uuid::now_v7().to_string(),
         whatsapp_message_id: uuid::Uuid::now_v7().to_string(),
         chat_message_id: uuid::Uuid::now_v7().to_string(),
+        import_id: uuid::Uuid::now_v7().to_string(),
     };
     let mut rows = 0;
     for (role, role_token) in &roles {
