@@ -14,6 +14,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod analytics;
 pub mod audit;
 pub mod automation;
 pub mod billing;
@@ -24,6 +25,7 @@ pub mod crm;
 pub mod db;
 pub mod entities;
 pub mod events;
+pub mod exports;
 pub mod http;
 pub mod identity;
 pub mod imports;

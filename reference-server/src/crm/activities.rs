@@ -298,10 +298,26 @@ pub async fn list(
     now: DateTime<Utc>,
     pairs: Vec<(String, String)>,
 ) -> Result<Page<ActivityView>, Error> {
+    list_sized(db, ctx, now, pairs, None).await
+}
+
+/// [`list`], reading pages of `page_size` rows when given (an export walks the whole
+/// list with the same filters and visibility in larger pages).
+pub(crate) async fn list_sized(
+    db: &DatabaseConnection,
+    ctx: &TenantContext,
+    now: DateTime<Utc>,
+    pairs: Vec<(String, String)>,
+    page_size: Option<u32>,
+) -> Result<Page<ActivityView>, Error> {
     ctx.require(Permission::CrmRead)?;
     let cx = CrmContext::load(db, ctx).await?;
     let me = caller(ctx);
     let query = ListQuery::parse(pairs, LIST, &cx.settings, me, cx.country)?;
+    let query = match page_size {
+        Some(size) => query.with_page_size(size),
+        None => query,
+    };
     let mut select = activities::Entity::find()
         .filter(activities::Column::OrganizationId.eq(ctx.org().as_uuid()))
         .filter(activities::Column::DeletedAt.is_null());

@@ -1533,6 +1533,17 @@ pub async fn list(
     ctx: &TenantContext,
     pairs: Vec<(String, String)>,
 ) -> Result<edge_core::Page<DealView>, Error> {
+    list_sized(db, ctx, pairs, None).await
+}
+
+/// [`list`], reading pages of `page_size` rows when given (an export walks the whole
+/// list with the same filters and visibility in larger pages).
+pub(crate) async fn list_sized(
+    db: &DatabaseConnection,
+    ctx: &TenantContext,
+    pairs: Vec<(String, String)>,
+    page_size: Option<u32>,
+) -> Result<edge_core::Page<DealView>, Error> {
     ctx.require(Permission::CrmRead)?;
     let caller = caller(db, ctx).await?;
     let org = caller.org;
@@ -1543,6 +1554,10 @@ pub async fn list(
         caller.user,
         caller.cx.country,
     )?;
+    let query = match page_size {
+        Some(size) => query.with_page_size(size),
+        None => query,
+    };
     let mut select = visible(org, caller.cx.scope);
     for (name, column) in [
         ("pipeline_id", deals::Column::PipelineId),

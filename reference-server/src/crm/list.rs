@@ -115,7 +115,11 @@ pub struct ListQuery {
     custom: Vec<(String, FieldKind, serde_json::Value)>,
     filters: BTreeMap<String, String>,
     spec: ListSpec,
+    page_size: Option<u32>,
 }
+
+/// The largest page an export reads at a time ([`ListQuery::with_page_size`]).
+pub const MAX_EXPORT_PAGE: u32 = 5_000;
 
 const COMMON: &[&str] = &["limit", "cursor", "sort"];
 
@@ -312,6 +316,7 @@ impl ListQuery {
             custom,
             filters,
             spec,
+            page_size: None,
         })
     }
 
@@ -352,9 +357,16 @@ impl ListQuery {
             .transpose()
     }
 
-    /// The page size asked for.
+    /// The page size asked for (or set by [`Self::with_page_size`]).
     pub fn limit(&self) -> u32 {
-        self.page.limit()
+        self.page_size.unwrap_or_else(|| self.page.limit())
+    }
+
+    /// Reads pages of `size` rows (at most [`MAX_EXPORT_PAGE`]) instead of the `limit`
+    /// a client may ask for: exports walk a whole list in larger pages than the API's.
+    pub fn with_page_size(mut self, size: u32) -> Self {
+        self.page_size = Some(size.clamp(1, MAX_EXPORT_PAGE));
+        self
     }
 
     /// Adds the common filters, search, tags, custom fields, the keyset condition, the
@@ -431,7 +443,7 @@ impl ListQuery {
         Ok(select
             .order_by(col(self.sort.name), order.clone())
             .order_by(col("id"), order)
-            .limit(u64::from(self.page.limit()) + 1))
+            .limit(u64::from(self.limit()) + 1))
     }
 
     fn check_cursor_value(&self, value: SortValue) -> Result<SortValue, Error> {
@@ -461,9 +473,7 @@ impl ListQuery {
         id: impl Fn(&M) -> uuid::Uuid,
     ) -> Page<M> {
         let name = self.sort.name;
-        Page::from_overfetch(rows, self.page.limit(), |row| {
-            (sort_value(row, name), id(row))
-        })
+        Page::from_overfetch(rows, self.limit(), |row| (sort_value(row, name), id(row)))
     }
 }
 

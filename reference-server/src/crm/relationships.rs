@@ -472,9 +472,24 @@ pub async fn list(
     ctx: &TenantContext,
     pairs: Vec<(String, String)>,
 ) -> Result<edge_core::Page<RelationshipView>, Error> {
+    list_sized(db, ctx, pairs, None).await
+}
+
+/// [`list`], reading pages of `page_size` rows when given (an export walks the whole
+/// list with the same filters and visibility in larger pages).
+pub(crate) async fn list_sized(
+    db: &DatabaseConnection,
+    ctx: &TenantContext,
+    pairs: Vec<(String, String)>,
+    page_size: Option<u32>,
+) -> Result<edge_core::Page<RelationshipView>, Error> {
     ctx.require(Permission::CrmRead)?;
     let cx = CrmContext::load(db, ctx).await?;
     let query = ListQuery::parse(pairs, LIST, &cx.settings, caller(ctx), cx.country)?;
+    let query = match page_size {
+        Some(size) => query.with_page_size(size),
+        None => query,
+    };
     let org = ctx.org().as_uuid();
     let mut select = relationships::Entity::find()
         .filter(relationships::Column::OrganizationId.eq(org))

@@ -29,7 +29,7 @@ use edge_tenancy::{Permission, TenantContext};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query, SimpleExpr};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    PaginatorTrait, QueryFilter,
+    PaginatorTrait, QueryFilter, QueryOrder,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -151,7 +151,7 @@ pub struct TargetPatch {
 }
 
 /// The organization's offset from UTC in seconds, by country.
-fn local_offset_seconds(country: Country) -> i64 {
+pub(crate) fn local_offset_seconds(country: Country) -> i64 {
     match country {
         Country::Rwanda => 2 * 3600,
         _ => 3 * 3600,
@@ -159,7 +159,7 @@ fn local_offset_seconds(country: Country) -> i64 {
 }
 
 /// The period as UTC instants: `[start, end)`, midnight to midnight local time.
-fn period_bounds(
+pub(crate) fn period_bounds(
     start: NaiveDate,
     end: NaiveDate,
     country: Country,
@@ -543,6 +543,33 @@ pub async fn list(
         items,
         next_cursor: page.next_cursor,
     })
+}
+
+/// The targets the caller may see whose period overlaps `from..=to` (days), oldest
+/// first, each with its progress (for analytics).
+pub async fn overlapping(
+    db: &DatabaseConnection,
+    ctx: &TenantContext,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<TargetView>, Error> {
+    ctx.require(Permission::CrmRead)?;
+    let cx = CrmContext::load(db, ctx).await?;
+    let rows = targets::Entity::find()
+        .filter(targets::Column::OrganizationId.eq(ctx.org().as_uuid()))
+        .filter(targets::Column::DeletedAt.is_null())
+        .filter(targets::Column::PeriodStart.lte(to))
+        .filter(targets::Column::PeriodEnd.gte(from))
+        .order_by_asc(targets::Column::CreatedAt)
+        .order_by_asc(targets::Column::Id)
+        .all(db)
+        .await
+        .map_err(db_err)?;
+    let mut views = Vec::new();
+    for row in rows.into_iter().filter(|row| visible(cx.scope, row)) {
+        views.push(view(db, row, cx.country).await?);
+    }
+    Ok(views)
 }
 
 /// Targets for the whole organization (`user_ids` is `[]`).

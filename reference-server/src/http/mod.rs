@@ -2,6 +2,7 @@
 
 pub mod activities;
 pub mod admin;
+pub mod analytics;
 pub mod audit;
 pub mod auth;
 pub mod automation;
@@ -11,6 +12,7 @@ pub mod chat;
 pub mod client;
 pub mod deals;
 pub mod error;
+pub mod exports;
 pub mod extract;
 pub mod health;
 pub mod imports;
@@ -477,6 +479,90 @@ pub fn catalog() -> Vec<ApiRoute> {
             get(audit::list),
         ),
         ApiRoute::new(Method::GET, "/usage", P(Perm::UsageRead), get(usage::usage)),
+        ApiRoute::new(
+            Method::GET,
+            "/usage/report",
+            P(Perm::UsageRead),
+            get(usage::report),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/admin/usage",
+            P(Perm::TenantsManage),
+            get(usage::admin_report),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/analytics/pipeline-conversion",
+            P(Perm::CrmRead),
+            get(analytics::pipeline_conversion),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/analytics/revenue-won",
+            P(Perm::BillingRead),
+            get(analytics::revenue_won),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/analytics/payments",
+            P(Perm::BillingRead),
+            get(analytics::payments_collected),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/analytics/activities",
+            P(Perm::CrmRead),
+            get(analytics::activities),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/analytics/targets",
+            P(Perm::CrmRead),
+            get(analytics::targets),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/analytics/messages",
+            P(Perm::BillingRead),
+            get(analytics::messages),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/exports/prospects.csv",
+            P(Perm::CrmRead),
+            get(exports::prospects),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/exports/relationships.csv",
+            P(Perm::CrmRead),
+            get(exports::relationships),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/exports/deals.csv",
+            P(Perm::CrmRead),
+            get(exports::deals),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/exports/tickets.csv",
+            P(Perm::CrmRead),
+            get(exports::tickets),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/exports/activities.csv",
+            P(Perm::CrmRead),
+            get(exports::activities),
+        ),
+        ApiRoute::new(
+            Method::GET,
+            "/exports/organization",
+            P(Perm::OrgUpdate),
+            get(exports::organization),
+        ),
         ApiRoute::new(
             Method::POST,
             "/tickets",

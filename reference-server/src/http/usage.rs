@@ -80,3 +80,81 @@ pub async fn usage(
         "limits": ctx.limits(),
     })))
 }
+
+/// `GET /usage/report` and `GET /admin/usage` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportQuery {
+    /// `YYYY-MM` (UTC); default this month.
+    month: Option<String>,
+    /// Operators' page size.
+    limit: Option<u32>,
+    /// Operators' next page.
+    cursor: Option<String>,
+}
+
+fn month_of(state: &AppState, query: &ReportQuery) -> Result<String, ApiError> {
+    let month = query
+        .month
+        .clone()
+        .unwrap_or_else(|| state.clock.now().format("%Y-%m").to_string());
+    crate::usage::month_bounds(&month)?;
+    Ok(month)
+}
+
+/// `GET /usage/report`: the organization's usage report for a month (see
+/// [`crate::usage::report`]).
+pub async fn report(
+    State(state): State<AppState>,
+    ctx: TenantContext,
+    Query(query): Query<ReportQuery>,
+) -> Result<Json<Value>, ApiError> {
+    ctx.require(Permission::UsageRead)?;
+    if query.limit.is_some() || query.cursor.is_some() {
+        return Err(edge_core::Error::invalid("limit", "this report is one organization's").into());
+    }
+    let month = month_of(&state, &query)?;
+    let org = ctx.org().as_uuid();
+    let mut reports = crate::usage::report(&state.db, &[org], &month).await?;
+    let report = reports.remove(&org).unwrap_or(Value::Null);
+    Ok(Json(report))
+}
+
+/// `GET /admin/usage`: every organization's usage report for a month, a page of
+/// organizations at a time (oldest first), for the platform operator.
+pub async fn admin_report(
+    State(state): State<AppState>,
+    ctx: TenantContext,
+    Query(query): Query<ReportQuery>,
+) -> Result<Json<Value>, ApiError> {
+    crate::identity::operator::require_operator(&ctx)?;
+    let month = month_of(&state, &query)?;
+    let page = super::extract::page_request(query.limit, query.cursor.clone())?;
+    let after: Option<uuid::Uuid> = page.after().map_err(edge_core::Error::from)?;
+    let db = state.db.clone();
+    let (page, reports) = crate::tenant_scope::cross_tenant(async move {
+        let rows =
+            crate::identity::operator::list_organizations(&db, None, after, page.limit()).await?;
+        let page = edge_core::Page::from_overfetch(rows, page.limit(), |row| row.id);
+        let ids: Vec<uuid::Uuid> = page.items.iter().map(|row| row.id).collect();
+        let reports = crate::usage::report(&db, &ids, &month).await?;
+        Ok::<_, edge_core::Error>((page, reports))
+    })
+    .await?;
+    let items: Vec<Value> = page
+        .items
+        .iter()
+        .map(|org| {
+            let mut report = reports.get(&org.id).cloned().unwrap_or(Value::Null);
+            if let Some(object) = report.as_object_mut() {
+                object.insert("slug".into(), json!(org.slug));
+                object.insert("name".into(), json!(org.name));
+                object.insert("status".into(), json!(org.status));
+            }
+            report
+        })
+        .collect();
+    Ok(Json(
+        json!({ "items": items, "next_cursor": page.next_cursor }),
+    ))
+}

@@ -7,6 +7,7 @@
 mod helpers;
 
 mod activities;
+mod analytics;
 mod auth;
 mod automation;
 mod billing;
@@ -19,6 +20,7 @@ mod concurrency;
 mod crm_support;
 mod deals;
 mod errors;
+mod exports;
 mod fake_daraja_cli;
 mod fake_whatsapp_cli;
 mod health;
