@@ -8,7 +8,8 @@
 //! ```
 //!
 //! `--fake` runs against an in-process `FakeDaraja` with no credentials and receives the
-//! callback on a local `CallbackSink`. Without it the example talks to the Daraja sandbox
+//! callback on a local `CallbackSink`; it exits 0 when the callback matches the push and
+//! STK query agrees with it, 1 otherwise (a cancelled payment is a correct outcome too). Without it the example talks to the Daraja sandbox
 //! with credentials read from the environment (by this program: the SDK itself never reads
 //! the environment) and, since the callback goes to your public URL, polls STK query.
 
@@ -122,14 +123,25 @@ async fn run_fake(args: Args, amount: Money) -> Result<(), BoxError> {
         callback.checkout_request_id, callback.result_code, callback.result_desc
     );
     println!("final outcome: {}", describe(&callback.outcome));
+    if callback.checkout_request_id != accepted.checkout_request_id {
+        return Err("the callback is for another checkout request".into());
+    }
 
-    if let StkQueryOutcome::Finished(query) = StkQuery::new(&accepted.checkout_request_id)
+    match StkQuery::new(&accepted.checkout_request_id)
         .send(&client, &tenant)
         .await?
     {
-        println!("STK query agrees: result code {}", query.result_code);
+        StkQueryOutcome::Finished(query) if query.result_code == callback.result_code => {
+            println!("STK query agrees: result code {}", query.result_code);
+            Ok(())
+        }
+        StkQueryOutcome::Finished(query) => Err(format!(
+            "STK query says {} but the callback said {}",
+            query.result_code, callback.result_code
+        )
+        .into()),
+        other => Err(format!("STK query has no final answer after the callback: {other:?}").into()),
     }
-    Ok(())
 }
 
 async fn run_sandbox(args: Args, amount: Money) -> Result<(), BoxError> {

@@ -12,6 +12,9 @@
 //! WHATSAPP_PHONE_NUMBER_ID=… cargo run -p edge-examples --example whatsapp_bot -- --listen 0.0.0.0:8080
 //! ```
 //!
+//! `--fake` checks that the echo was sent and that every signed webhook (the inbound text
+//! and the echo's three statuses) was accepted, and exits 0 if so, 1 otherwise.
+//!
 //! The SDK reads no environment variables; this program does, as an application would.
 
 use std::collections::HashMap;
@@ -224,6 +227,16 @@ async fn run_fake() -> Result<(), Box<dyn std::error::Error>> {
             .collect::<Vec<_>>()
             .join(" → ")
     );
+    if echo["text"]["body"] != "Echo: Habari! Is the bakery open today?" {
+        return Err("the bot's answer is not the echo of the inbound text".into());
+    }
+    if deliveries.len() < 4 {
+        return Err(format!(
+            "expected the inbound message and 3 statuses, {} webhooks were delivered",
+            deliveries.len()
+        )
+        .into());
+    }
     if deliveries.iter().any(|d| d.response_status != Some(200)) {
         return Err("the bot refused a signed webhook".into());
     }
