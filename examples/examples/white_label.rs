@@ -1,5 +1,5 @@
 //! A partner ships the Edge reference server under its own brand: "Savanna CRM" by
-//! Savanna Cloud. The partner's program mounts Edge's routers (`edge_server::http::app_with`)
+//! Savanna Cloud. The partner's program builds Edge's server (`edge_server::Application`)
 //! with routes of its own (a landing page and `GET /brand`), puts its name on every
 //! response (`X-Powered-By: Savanna CRM`), and resolves each request's organization from
 //! its host with edge-tenancy's resolver: `acme.savanna.test` is the organization whose
@@ -23,8 +23,8 @@
 //! Without `--fake` it reads Edge's usual configuration from the environment
 //! (`EDGE_*`, see the README) plus `PARTNER_DOMAIN` (default `savanna.example`), and
 //! serves the partner's site on `EDGE_BIND`. Point `*.PARTNER_DOMAIN` and your customers'
-//! domains at it. This program serves the HTTP API only; run `edge-server serve` next to
-//! it (same database) for the background jobs and realtime.
+//! domains at it. It is the whole server — the API, realtime chat at `/socket.io` and the
+//! background jobs — so it replaces `edge-server serve` rather than running beside it.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -36,7 +36,7 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
-use edge_server::{AppState, Application, Config};
+use edge_server::{Application, Config};
 use edge_tenancy::axum::ApiError;
 use edge_tenancy::resolver::normalize_host;
 use edge_tenancy::{OrgRecord, TenantResolver};
@@ -118,27 +118,23 @@ async fn landing(Extension(HostOrg(org)): Extension<HostOrg>) -> Html<String> {
     })
 }
 
-/// Edge's routes plus the partner's, under the partner's layers.
-fn partner_app(state: AppState, domain: &str) -> Router {
+/// Edge, with the partner's routes added and the partner's layers around everything:
+/// the same server `edge-server serve` runs (background jobs and realtime included),
+/// dressed as the partner's product.
+async fn partner_edge(config: Config, domain: &str) -> Result<Application, BoxError> {
+    let edge = Application::build(config).await?;
     let site = Site {
         domain: domain.to_owned(),
-        resolver: state.resolver.clone().with_base_domains([domain]),
+        resolver: edge.state().resolver.clone().with_base_domains([domain]),
     };
     let partner_routes = Router::new()
         .route("/", get(landing))
         .route("/brand", get(brand));
-    edge_server::http::app_with(state, partner_routes)
-        .layer(middleware::from_fn_with_state(site, tenant_by_host))
-        .layer(middleware::map_response(powered_by))
-}
-
-/// Builds Edge from `config` and returns the state its routers need.
-async fn edge_state(mut config: Config) -> Result<AppState, BoxError> {
-    // `Application` binds a listener of its own; this program serves on its own listener,
-    // so give it a throwaway port.
-    config.bind = SocketAddr::from(([127, 0, 0, 1], 0));
-    let edge = Application::build(config).await?;
-    Ok(edge.state().clone())
+    Ok(edge.with_routes(partner_routes).wrap_router(move |router| {
+        router
+            .layer(middleware::from_fn_with_state(site, tenant_by_host))
+            .layer(middleware::map_response(powered_by))
+    }))
 }
 
 /// A client that sends requests for `hosts` to the local server, with their real `Host`.
@@ -169,12 +165,16 @@ async fn expect(
 async fn run_fake() -> Result<(), BoxError> {
     let domain = "savanna.test";
     let data = tempfile::tempdir()?;
-    let config = Config::from_vars([("EDGE_DATA_DIR", data.path().display().to_string())])?;
-    let state = edge_state(config).await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let server = listener.local_addr()?;
-    let app = partner_app(state, domain).into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let config = Config::from_vars([
+        ("EDGE_DATA_DIR", data.path().display().to_string()),
+        ("EDGE_BIND", "127.0.0.1:0".to_owned()),
+    ])?;
+    let edge = partner_edge(config, domain).await?;
+    let server = edge.address();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(edge.run_until(async move {
+        stopped.await.ok();
+    }));
 
     let port = server.port();
     let hosts = [
@@ -304,23 +304,21 @@ async fn run_fake() -> Result<(), BoxError> {
     )
     .await?;
 
+    stop.send(()).ok();
+    serving.await??;
     println!("OK: every check passed");
     Ok(())
 }
 
 async fn run_server() -> Result<(), BoxError> {
     let config = Config::from_env()?;
-    let bind = config.bind;
     let domain = std::env::var("PARTNER_DOMAIN").unwrap_or_else(|_| "savanna.example".into());
-    let state = edge_state(config).await?;
-    let listener = tokio::net::TcpListener::bind(bind).await?;
+    let edge = partner_edge(config, &domain).await?;
     println!(
         "{PRODUCT} on http://{}, answering {domain} and *.{domain}",
-        listener.local_addr()?
+        edge.address()
     );
-    // With the peer address, Edge rate-limits sign-in attempts per client address.
-    let app = partner_app(state, &domain).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).await?;
+    edge.run_until(edge_server::shutdown_signal()).await?;
     Ok(())
 }
 

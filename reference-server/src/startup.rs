@@ -60,7 +60,11 @@ pub struct Application {
     state: AppState,
     realtime: crate::realtime::Realtime,
     extra_routes: axum::Router<AppState>,
+    wrap: Option<RouterWrap>,
 }
+
+/// What [`Application::wrap_router`] applies to the finished router.
+type RouterWrap = Box<dyn FnOnce(axum::Router) -> axum::Router + Send>;
 
 impl Application {
     /// Loads secrets, connects to the database, applies migrations if configured to, and
@@ -186,6 +190,7 @@ impl Application {
             state,
             realtime,
             extra_routes: axum::Router::new(),
+            wrap: None,
         })
     }
 
@@ -209,6 +214,22 @@ impl Application {
     /// that Edge already serves is a start-up panic, as with any axum merge.
     pub fn with_routes(mut self, routes: axum::Router<AppState>) -> Self {
         self.extra_routes = self.extra_routes.merge(routes);
+        self
+    }
+
+    /// Wraps the finished HTTP router (Edge's routes, yours from [`Application::with_routes`]
+    /// and Edge's layers) before it is served: for layers that must see every request
+    /// first, such as a white-label build resolving the organization from the host or
+    /// adding the partner's headers. The realtime endpoint (`/socket.io`) stays outside.
+    /// Calling it again wraps the previous wrapping.
+    pub fn wrap_router<F>(mut self, wrap: F) -> Self
+    where
+        F: FnOnce(axum::Router) -> axum::Router + Send + 'static,
+    {
+        self.wrap = Some(match self.wrap.take() {
+            Some(inner) => Box::new(move |router| wrap(inner(router))),
+            None => Box::new(wrap),
+        });
         self
     }
 
@@ -265,9 +286,11 @@ impl Application {
             self.state.clock.clone(),
             std::time::Duration::from_millis(500),
         ));
-        let app = self
-            .realtime
-            .attach(http::app_with(self.state.clone(), self.extra_routes));
+        let mut app = http::app_with(self.state.clone(), self.extra_routes);
+        if let Some(wrap) = self.wrap {
+            app = wrap(app);
+        }
+        let app = self.realtime.attach(app);
         let realtime = self.realtime;
         let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(
