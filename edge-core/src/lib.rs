@@ -12,6 +12,29 @@
 //! - [`Error`]: the one error enum shared by services and repositories;
 //! - [`ledger`]: the prepaid wallet ledger ([`Ledger`]) and its in-memory implementation;
 //! - [`BoxFuture`]: the future type returned by the object-safe repository traits.
+//!
+//! ```
+//! use edge_core::{Country, Currency, Money, Msisdn};
+//!
+//! // Money: integer minor units, parsed exactly from decimal strings, checked arithmetic.
+//! let price = Money::parse("1500.50", Currency::Kes)?;
+//! let fee = Money::from_major(30, Currency::Kes)?;
+//! let total = price.checked_add(fee)?;
+//! assert_eq!(total.minor(), 153_050);
+//! assert_eq!(total.to_string(), "KES 1530.50");
+//! assert_eq!(price.checked_mul(3)?.to_decimal_string(), "4501.50");
+//! // Mixing currencies is an error, never a silent conversion.
+//! assert!(total.checked_add(Money::from_major(100, Currency::Ugx)?).is_err());
+//!
+//! // Msisdn: a mobile number as people type it, stored once in E.164.
+//! let phone = Msisdn::parse("0712 345 678", Country::Kenya)?;
+//! assert_eq!(phone.as_e164(), "+254712345678");
+//! assert_eq!(phone.daraja(), "254712345678"); // the form Daraja and WhatsApp take
+//! let ugandan = Msisdn::parse("+256 772 123456", Country::Kenya)?;
+//! assert_eq!(ugandan.country(), Country::Uganda);
+//! assert!(Msisdn::parse("020 123 4567", Country::Kenya).is_err()); // a landline
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod clock;
 pub mod error;

@@ -22,7 +22,8 @@ pub enum Environment {
     Sandbox,
     /// `https://api.safaricom.co.ke`.
     Production,
-    /// Any base URL, e.g. a [`FakeDaraja`](crate::fake::FakeDaraja) or a proxy.
+    /// Any base URL, e.g. a fake Daraja's (`fake::FakeDaraja`, feature `test-util`) or a
+    /// proxy.
     Custom(String),
 }
 

@@ -68,6 +68,29 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! Sealing a tenant's credential, then rotating the master key: new values are sealed
+//! under the new key, old ones still open until they are sealed again.
+//!
+//! ```
+//! use edge_core::OrgId;
+//! use edge_tenancy::{KeyId, Keyring, MasterKey};
+//! use secrecy::{ExposeSecret, SecretString};
+//!
+//! let org = OrgId::new();
+//! let keyring = Keyring::new(KeyId::new("2026-01")?, MasterKey::generate());
+//! let token = SecretString::from("EAAG-tenant-access-token");
+//! let stored = keyring.seal(org, "whatsapp.access_token", &token)?.to_string();
+//!
+//! let keyring = keyring.rotate_to(KeyId::new("2026-07")?, MasterKey::generate())?;
+//! let sealed = stored.parse()?;
+//! assert!(keyring.needs_reseal(&sealed));
+//! let resealed = keyring.reseal(org, "whatsapp.access_token", &sealed)?;
+//! assert_eq!(resealed.key_id().as_str(), "2026-07");
+//! let opened = keyring.open(org, "whatsapp.access_token", &resealed)?;
+//! assert_eq!(opened.expose_secret(), "EAAG-tenant-access-token");
+//! # Ok::<(), edge_tenancy::SealError>(())
+//! ```
 
 use std::future::Future;
 use std::pin::Pin;

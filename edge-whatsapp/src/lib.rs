@@ -15,9 +15,74 @@
 //!   of **every** entry and change of a batch into routable events, with an explicit
 //!   unknown variant.
 //! - [`Pacer`]: per-number throughput pacing.
-//! - Feature `axum`: [`axum::VerifiedWebhook`], an extractor that verifies the signature.
-//! - Feature `test-util`: [`fake::FakeGraph`], a fake Graph server that sends signed
+#![cfg_attr(
+    feature = "axum",
+    doc = "- Feature `axum`: [`axum::VerifiedWebhook`], an extractor that verifies the signature."
+)]
+#![cfg_attr(
+    not(feature = "axum"),
+    doc = "- Feature `axum`: `axum::VerifiedWebhook`, an extractor that verifies the signature."
+)]
+#![cfg_attr(
+    feature = "test-util",
+    doc = "- Feature `test-util`: [`fake::FakeGraph`], a fake Graph server that sends signed"
+)]
+#![cfg_attr(
+    not(feature = "test-util"),
+    doc = "- Feature `test-util`: `fake::FakeGraph`, a fake Graph server that sends signed"
+)]
 //!   status webhooks.
+//!
+//! A webhook POST: check `X-Hub-Signature-256` over the raw bytes, then route every event
+//! of the batch to its tenant by phone number id:
+//!
+//! ```
+//! use edge_whatsapp::webhook::{TenantKey, WebhookVerifier, sign};
+//! use secrecy::SecretString;
+//!
+//! let verifier = WebhookVerifier::new(
+//!     SecretString::from("meta-app-secret"),
+//!     SecretString::from("verify-token"),
+//! );
+//! let body = br#"{"object":"whatsapp_business_account","entry":[{"id":"184630927512044",
+//!   "changes":[{"field":"messages","value":{"messaging_product":"whatsapp",
+//!   "metadata":{"display_phone_number":"254700000001","phone_number_id":"113057248966301"},
+//!   "messages":[{"from":"254712345678","id":"wamid.HBgM","timestamp":"1795183780",
+//!   "type":"text","text":{"body":"Habari, is the order ready?"}}]}}]}]}"#;
+//! // What Meta would send; in a handler, take the header from the request.
+//! let header = sign(&SecretString::from("meta-app-secret"), body);
+//!
+//! let events = verifier.verify_and_parse(Some(&header), body)?;
+//! assert_eq!(events.len(), 1);
+//! let event = &events[0];
+//! assert_eq!(
+//!     event.routing.tenant_key(),
+//!     Some(TenantKey::PhoneNumber("113057248966301".into()))
+//! );
+//! let message = event.as_message().ok_or("not a message")?;
+//! assert_eq!(message.text(), Some("Habari, is the order ready?"));
+//! // A tampered body (or another app's signature) is refused before it is parsed.
+//! assert!(verifier.verify_and_parse(Some(&header), b"{}").is_err());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Sending a text from a tenant's number (it talks to Meta, so it is not run here):
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), edge_whatsapp::Error> {
+//! use edge_whatsapp::message::{SendMessage, Text};
+//! use edge_whatsapp::{Credentials, WhatsAppClient};
+//! use secrecy::SecretString;
+//!
+//! let client = WhatsAppClient::builder().build()?; // one per process, shared by tenants
+//! let tenant = Credentials::new("113057248966301", SecretString::from("tenant-token"));
+//! let sent = SendMessage::new("+254712345678", Text::new("Karibu! Your order is ready."))
+//!     .biz_opaque_callback_data("send:42") // comes back on every status webhook
+//!     .send(&client, &tenant)
+//!     .await?;
+//! println!("sent as {:?}", sent.message_id());
+//! # Ok(()) }
+//! ```
 //!
 //! TLS is rustls with the *ring* provider, set on the client explicitly: nothing needs to
 //! be installed process-wide. The crate reads no environment variables and starts no

@@ -21,7 +21,7 @@
 //!   what M-Pesa reports paid.
 //! - [`activities`]: per member and activity kind, activities created and completed in
 //!   the period.
-//! - [`targets`]: the targets whose period overlaps, with their progress.
+//! - [`targets()`]: the targets whose period overlaps, with their progress.
 //! - [`messages`]: WhatsApp messages by direction and status, by local month, and the
 //!   fees captured from the wallet (ledger transfers `whatsapp:{id}:capture`) and
 //!   refunded (`…:refund`) in the period, per currency.

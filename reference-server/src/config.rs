@@ -421,7 +421,7 @@ pub struct MpesaConfig {
     pub production: bool,
     /// The platform's own paybill or till, which tenants pay for top-ups and
     /// subscriptions. `None` when not configured in production: platform billing then
-    /// answers 503 until it is.
+    /// answers 409 until it is.
     pub platform: Option<PlatformAccount>,
     /// `EDGE_MPESA_RECONCILE_AFTER_SECS`: how long a payment may stay pending before it
     /// is checked with an STK query. Default 120.

@@ -13,6 +13,54 @@
 //! app.run_until(edge_server::shutdown_signal()).await?;
 //! # Ok(()) }
 //! ```
+//!
+//! Routes of your own join Edge's with [`Application::with_routes`]: they get the same
+//! [`AppState`], layers and JSON error envelope, and the background jobs and Socket.IO run
+//! as usual:
+//!
+//! ```no_run
+//! use axum::Router;
+//! use axum::extract::State;
+//! use axum::routing::get;
+//! use edge_server::{AppState, Application, Config, shutdown_signal};
+//!
+//! async fn backend(State(state): State<AppState>) -> String {
+//!     format!("edge on {}", state.backend_name())
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let partner: Router<AppState> = Router::new().route("/partner/backend", get(backend));
+//! let app = Application::build(Config::from_env()?).await?.with_routes(partner);
+//! app.run_until(shutdown_signal()).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Or serve Edge's HTTP API from an axum app of your own: [`http::app`] is [`http::routes`]
+//! with its state and layers applied. Served this way, only HTTP runs: the background
+//! jobs (payment reconciliation, WhatsApp retries and webhook sweeps, outbound webhook
+//! deliveries, imports, automation, notifications, expiring holds, subscriptions) and
+//! Socket.IO are started by [`Application::run_until`], so run at least one node that
+//! way. The application still binds `EDGE_BIND` when it is built; give it a free port.
+//!
+//! ```no_run
+//! use std::net::SocketAddr;
+//!
+//! use axum::Router;
+//! use axum::routing::get;
+//! use edge_server::{Application, Config};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut config = Config::from_env()?;
+//! config.bind = "127.0.0.1:0".parse()?;
+//! let edge = Application::build(config).await?;
+//! let app = Router::new()
+//!     .route("/", get(|| async { "my app" }))
+//!     .merge(edge_server::http::app(edge.state().clone()));
+//! let listener = tokio::net::TcpListener::bind("0.0.0.0:3000").await?;
+//! // The peer address feeds the audit log and the per-address login limits.
+//! axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
+//! # Ok(()) }
+//! ```
 
 pub mod analytics;
 pub mod audit;

@@ -66,7 +66,7 @@ pub fn verify_signature_headers(
 }
 
 /// The header value Meta would send for `body`: `sha256=<64 lowercase hex>`. Used by
-/// [`FakeGraph`](crate::fake) and handy in tests.
+/// the fake Graph server (`fake::FakeGraph`, feature `test-util`) and handy in tests.
 pub fn sign(app_secret: &SecretString, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(compute(app_secret, body)))
 }

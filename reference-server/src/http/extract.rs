@@ -126,7 +126,7 @@ where
     }
 }
 
-/// `?limit=…&cursor=…` of a keyset-paginated list, read into a [`PageRequest`]; a cursor
+/// `?limit=…&cursor=…` of a keyset-paginated list, read into a [`PageRequest`](edge_core::PageRequest); a cursor
 /// that is not one this server issued is a 422 naming `cursor`.
 pub fn page_request(
     limit: Option<u32>,
