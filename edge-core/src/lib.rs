@@ -12,6 +12,8 @@
 //! - [`Error`]: the one error enum shared by services and repositories;
 //! - [`ledger`]: the prepaid wallet ledger ([`Ledger`]) and its in-memory implementation;
 //! - [`BoxFuture`]: the future type returned by the object-safe repository traits.
+//!
+//! Feature `openapi`: `utoipa::ToSchema` for the types above that appear in an HTTP API.
 
 pub mod clock;
 pub mod error;
@@ -20,6 +22,8 @@ pub mod idempotency;
 pub mod ledger;
 pub mod money;
 pub mod msisdn;
+#[cfg(feature = "openapi")]
+mod openapi;
 pub mod page;
 
 pub use clock::{Clock, FixedClock, SharedClock, SystemClock};
