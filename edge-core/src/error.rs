@@ -17,6 +17,7 @@ use crate::{CursorError, IdempotencyKeyError};
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// One field that failed validation.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldError {
     /// The field's name as the client sent it, e.g. `"phone"` or `"items[2].amount"`.

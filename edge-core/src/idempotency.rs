@@ -12,6 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 pub const MAX_LEN: usize = 255;
 
 /// A caller-chosen key: 1 to 255 visible ASCII characters (`!` to `~`, no spaces).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct IdempotencyKey(String);

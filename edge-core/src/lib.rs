@@ -35,6 +35,8 @@
 //! assert!(Msisdn::parse("020 123 4567", Country::Kenya).is_err()); // a landline
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! Feature `openapi`: `utoipa::ToSchema` for the types above that appear in an HTTP API.
 
 pub mod clock;
 pub mod error;
@@ -43,6 +45,8 @@ pub mod idempotency;
 pub mod ledger;
 pub mod money;
 pub mod msisdn;
+#[cfg(feature = "openapi")]
+mod openapi;
 pub mod page;
 
 pub use clock::{Clock, FixedClock, SharedClock, SystemClock};

@@ -20,6 +20,7 @@ pub const MAX_LIMIT: u32 = 200;
 const MAX_CURSOR_LEN: usize = 1024;
 
 /// An opaque position in a keyset-ordered list.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Cursor(String);
@@ -109,6 +110,7 @@ impl Default for PageRequest {
 }
 
 /// One page of a list.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Page<T> {
     /// The items, in list order.

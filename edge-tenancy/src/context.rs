@@ -27,6 +27,7 @@ pub enum Principal {
 
 /// What an organization's plan allows. Stored by the caller, carried in every
 /// [`TenantContext`] so handlers and rate limits need no second lookup.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanLimits {
     /// Sustained API requests allowed per minute.

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// Roles are ordered from the most to the least powerful, but code never compares them:
 /// ask [`Role::allows`] instead.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -100,6 +101,7 @@ impl FromStr for Role {
 }
 
 /// Something a caller may be allowed to do. See [`Role::allows`] for who may.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]

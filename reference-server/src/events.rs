@@ -23,7 +23,7 @@ use uuid::Uuid;
 use crate::entities::{event_queue, events};
 
 /// An event as read back.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Event {
     /// The event id; ids sort by time.
     pub id: Uuid,

@@ -15,7 +15,7 @@ pub const MAX_ENTRIES: usize = 100;
 pub const MAX_ENTRY_LEN: usize = 64;
 
 /// The vocabulary lists.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrganizationSettings {
     /// Stages a prospect moves through, in order.

@@ -164,6 +164,7 @@ impl<'de> Deserialize<'de> for Account {
 }
 
 /// A wallet's balance at one instant.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Balance {
     /// Whose wallet.
@@ -242,6 +243,7 @@ pub struct Transfer {
 }
 
 /// One side of a transfer. Append-only.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     /// The entry's id.

@@ -296,7 +296,7 @@ const ROLES: [&str; 3] = ["org_admin", "manager", "user"];
 
 /// A rule as clients send it (`POST` needs `name`, `trigger` and `actions`; `PATCH` takes
 /// any of them).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleInput {
     /// Its name.
@@ -317,7 +317,7 @@ pub struct RuleInput {
 }
 
 /// A rule as the API returns it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RuleView {
     /// Id.
     pub id: Uuid,
@@ -356,7 +356,7 @@ impl From<automation_rules::Model> for RuleView {
 }
 
 /// A run as the API returns it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RunView {
     /// Id.
     pub id: Uuid,

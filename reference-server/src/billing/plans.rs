@@ -154,7 +154,7 @@ impl MessageCategory {
 }
 
 /// What each WhatsApp message category costs on a plan, in the plan's currency.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct MessagePrices {
     /// A marketing template.
     pub marketing: Money,
@@ -180,7 +180,7 @@ impl MessagePrices {
 
 /// Message prices in a request body, each a decimal string in the plan's currency; absent
 /// ones stay as they are (on a new plan: KES 0.80, 0.40, 0.40 and 0.20 in minor units).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MessagePricesInput {
     /// A marketing template.
@@ -268,7 +268,7 @@ pub async fn choosable<C: ConnectionTrait>(db: &C, code: &str, field: &str) -> R
 }
 
 /// A price in a request body: `{"amount": "2500.00", "currency": "KES"}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PriceInput {
     /// A decimal string with at most the currency's decimal places.
@@ -279,7 +279,7 @@ pub struct PriceInput {
 
 /// A new plan. Every field but `included_messages` and `active` is required; each
 /// missing or bad one is named in the 422 answer.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPlan {
     /// A slug: 1 to 32 of `a-z`, `0-9` and `-`, starting and ending with a letter or digit.
@@ -322,7 +322,7 @@ pub struct NewPlan {
 
 /// Changes to a plan; absent fields stay. `included_messages: null` makes messages
 /// unmetered; `active: false` archives the plan, `true` brings it back.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanPatch {
     /// A new name.
@@ -751,7 +751,7 @@ fn summary(row: &plans::Model) -> serde_json::Value {
 }
 
 /// A plan as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PlanView {
     /// Code.
     pub code: String,

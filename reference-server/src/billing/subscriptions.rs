@@ -55,7 +55,7 @@ use crate::entities::{organizations, subscription_periods, subscriptions};
 use crate::tenant_scope;
 
 /// Where a subscription stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SubscriptionStatus {
     /// Paid up (or on a trial, or free).
@@ -116,7 +116,7 @@ pub struct Subscription {
 }
 
 /// A paid period.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Period {
     /// The period's id.
     pub id: uuid::Uuid,

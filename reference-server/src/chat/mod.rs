@@ -201,7 +201,7 @@ pub async fn open(db: &DatabaseConnection, ctx: &TenantContext, name: &str) -> R
 }
 
 /// A message as clients see it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct MessageView {
     /// The message id (UUIDv7).
     pub id: Uuid,
@@ -570,7 +570,7 @@ pub async fn delete_message(
 }
 
 /// A member's read position in a room.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ReadPosition {
     /// The room.
     pub room: String,
@@ -689,7 +689,7 @@ pub async fn history(
 }
 
 /// One of a member's rooms.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct RoomView {
     /// The room's name.
     pub room: String,

@@ -81,7 +81,7 @@ pub const LIST: ListSpec = ListSpec {
 };
 
 /// An activity as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ActivityView {
     /// Id.
     pub id: uuid::Uuid,
@@ -135,7 +135,7 @@ impl ActivityView {
 }
 
 /// `POST /activities`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewActivity {
     /// `note`, `call`, `meeting` or `task` (required).
@@ -156,7 +156,7 @@ pub struct NewActivity {
 }
 
 /// `PATCH /activities/{id}`: absent fields stay; `null` clears an optional one.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActivityPatch {
     /// The kind.

@@ -14,7 +14,7 @@ pub const MAX_FIELDS: usize = 50;
 pub const MAX_TEXT_LEN: usize = 2000;
 
 /// The kinds of record that carry custom fields.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RecordKind {
     /// Prospects (leads).
@@ -26,7 +26,7 @@ pub enum RecordKind {
 }
 
 /// The type of a custom field's value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FieldKind {
     /// Free text, up to [`MAX_TEXT_LEN`] characters.
@@ -40,7 +40,7 @@ pub enum FieldKind {
 }
 
 /// One custom field definition.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomField {
     /// The key in a record's `custom_fields` object: lower-case letters, digits and `_`,

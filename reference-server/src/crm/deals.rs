@@ -68,7 +68,7 @@ pub const MAX_REASON_LEN: usize = 500;
 const TAG_KIND: &str = "deal";
 
 /// An amount of money as clients send it: `{"amount": "1500.00", "currency": "KES"}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct MoneyInput {
     /// A decimal string with at most the currency's decimal places.
     pub amount: String,
@@ -77,7 +77,7 @@ pub struct MoneyInput {
 }
 
 /// A new deal.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDeal {
     /// What is being sold, to whom (1 to 200 characters).
@@ -114,7 +114,7 @@ pub struct NewDeal {
 
 /// Changes to a deal; absent fields stay, `null` clears an optional one. The stage
 /// changes with a move, the status with won, lost and reopen.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DealPatch {
     /// A new title.
@@ -144,7 +144,7 @@ pub struct DealPatch {
 }
 
 /// Where to move a deal: a stage and, optionally, its place in that stage's column.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoveDeal {
     /// The stage (of any active pipeline; the deal follows it to its pipeline).
@@ -158,7 +158,7 @@ pub struct MoveDeal {
 }
 
 /// Winning or losing a deal.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CloseDeal {
     /// Why; required to lose a deal.
@@ -167,7 +167,7 @@ pub struct CloseDeal {
 }
 
 /// A stage as a deal refers to it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StageRef {
     /// Id.
     pub id: uuid::Uuid,
@@ -188,7 +188,7 @@ impl From<&pipeline_stages::Model> for StageRef {
 }
 
 /// One stage change of a deal.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MoveView {
     /// Id.
     pub id: uuid::Uuid,
@@ -203,7 +203,7 @@ pub struct MoveView {
 }
 
 /// A deal as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DealView {
     /// Id.
     pub id: uuid::Uuid,
@@ -247,7 +247,8 @@ pub struct DealView {
 }
 
 /// `GET /pipelines/{id}/board` options.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct BoardQuery {
     /// Only deals of this owner (a user id, or `me`).
@@ -259,7 +260,7 @@ pub struct BoardQuery {
 }
 
 /// The pipeline a board shows.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BoardPipeline {
     /// Id.
     pub id: uuid::Uuid,
@@ -272,7 +273,7 @@ pub struct BoardPipeline {
 }
 
 /// One column of the board: a stage with its open deals.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BoardColumn {
     /// The stage.
     pub stage: StageView,
@@ -289,7 +290,7 @@ pub struct BoardColumn {
 }
 
 /// The kanban board of a pipeline: its open deals by stage.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BoardView {
     /// The pipeline.
     pub pipeline: BoardPipeline,

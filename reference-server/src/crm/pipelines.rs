@@ -54,7 +54,7 @@ pub const MAX_STAGES: usize = 30;
 pub const MAX_NAME_LEN: usize = 100;
 
 /// A stage as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StageView {
     /// Id.
     pub id: uuid::Uuid,
@@ -81,7 +81,7 @@ impl From<&pipeline_stages::Model> for StageView {
 }
 
 /// A pipeline with its stages.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PipelineView {
     /// Id.
     pub id: uuid::Uuid,
@@ -104,7 +104,7 @@ pub struct PipelineView {
 }
 
 /// A stage of a new pipeline, or a stage added to one.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewStage {
     /// Name, unique in the pipeline (ignoring case).
@@ -115,7 +115,7 @@ pub struct NewStage {
 }
 
 /// A new pipeline.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPipeline {
     /// Name, unique among the organization's active pipelines (ignoring case).
@@ -128,7 +128,7 @@ pub struct NewPipeline {
 }
 
 /// Changes to a pipeline.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PipelinePatch {
     /// A new name.
@@ -140,7 +140,7 @@ pub struct PipelinePatch {
 }
 
 /// Changes to a stage; `probability: null` clears the probability.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StagePatch {
     /// A new name.
@@ -152,7 +152,7 @@ pub struct StagePatch {
 }
 
 /// The new order of a pipeline's stages.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StageOrder {
     /// Every active stage id of the pipeline, each once, in the new order.
@@ -160,7 +160,7 @@ pub struct StageOrder {
 }
 
 /// Archiving a stage.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ArchiveStage {
     /// An active stage of the same pipeline to move the stage's open deals to. Required

@@ -28,7 +28,7 @@ use crate::entities::prospects;
 
 /// The fields of a prospect, for a create (`name` required) or a partial update (absent
 /// fields stay as they are; `null` clears an optional one).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProspectInput {
     /// The person's name.
@@ -69,7 +69,7 @@ pub struct ProspectInput {
 }
 
 /// A prospect as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ProspectView {
     /// Id.
     pub id: uuid::Uuid,
@@ -537,7 +537,7 @@ fn sort_value(row: &prospects::Model, column: &str) -> SortValue {
 }
 
 /// What converting a prospect may set on the new relationship.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Conversion {
     /// The account manager; default the prospect's owner.

@@ -24,7 +24,7 @@ use crate::entities::relationships;
 
 /// The fields of a relationship, for a create (`name` required) or a partial update
 /// (absent fields stay; `null` clears an optional one).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RelationshipInput {
     /// The customer's name.
@@ -60,7 +60,7 @@ pub struct RelationshipInput {
 }
 
 /// A relationship as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RelationshipView {
     /// Id.
     pub id: uuid::Uuid,

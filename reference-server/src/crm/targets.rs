@@ -75,7 +75,7 @@ pub const LIST: ListSpec = ListSpec {
 };
 
 /// How far a target has come.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Progress {
     /// Money for `revenue_won`, a count otherwise.
     pub achieved: Value,
@@ -86,7 +86,7 @@ pub struct Progress {
 }
 
 /// A target as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TargetView {
     /// Id.
     pub id: uuid::Uuid,
@@ -115,7 +115,7 @@ pub struct TargetView {
 }
 
 /// `POST /targets`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTarget {
     /// Name (required).
@@ -133,7 +133,7 @@ pub struct NewTarget {
 }
 
 /// `PATCH /targets/{id}`: absent fields stay. The metric cannot change.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TargetPatch {
     /// Name.

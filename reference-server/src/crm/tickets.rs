@@ -93,7 +93,7 @@ pub const LIST: ListSpec = ListSpec {
 };
 
 /// A ticket as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TicketView {
     /// Id.
     pub id: uuid::Uuid,
@@ -147,7 +147,7 @@ impl TicketView {
 }
 
 /// A ticket with its conversation (`GET /tickets/{id}`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TicketDetail {
     /// The ticket.
     #[serde(flatten)]
@@ -157,7 +157,7 @@ pub struct TicketDetail {
 }
 
 /// A comment as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CommentView {
     /// Id.
     pub id: uuid::Uuid,
@@ -187,7 +187,7 @@ impl From<ticket_comments::Model> for CommentView {
 }
 
 /// `POST /tickets`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTicket {
     /// The customer (required).
@@ -205,7 +205,7 @@ pub struct NewTicket {
 }
 
 /// `PATCH /tickets/{id}`: absent fields stay; `null` clears an optional one.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TicketPatch {
     /// Move it to another customer.
@@ -228,7 +228,7 @@ pub struct TicketPatch {
 }
 
 /// `POST /tickets/{id}/comments` and `PATCH /tickets/{id}/comments/{comment_id}`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommentInput {
     /// The text (required).

@@ -17,7 +17,7 @@ use edge_tenancy::{Principal, Role, TenantContext};
 use serde::{Deserialize, Serialize};
 
 /// The organization setting.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RecordVisibility {
     /// Every member sees every record.

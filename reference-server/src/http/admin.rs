@@ -49,7 +49,8 @@ pub async fn create(
 }
 
 /// `GET /admin/organizations` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     status: Option<String>,
     limit: Option<u32>,

@@ -11,7 +11,8 @@ use crate::AppState;
 use crate::analytics;
 
 /// The period of every report: two local days, both included.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PeriodQuery {
     /// The first day, `YYYY-MM-DD`.

@@ -13,7 +13,8 @@ use crate::AppState;
 use crate::entities::audit_log;
 
 /// Filters; every one is optional.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Exact action, e.g. `api_key.create`.
     action: Option<String>,
@@ -34,7 +35,7 @@ pub struct AuditQuery {
 }
 
 /// One audit entry as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AuditEntryView {
     id: uuid::Uuid,
     actor_type: String,

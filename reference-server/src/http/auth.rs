@@ -8,7 +8,7 @@ use edge_core::OrgId;
 use edge_tenancy::{Role, TenantContext};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::client::Client;
@@ -45,26 +45,48 @@ impl From<AuthError> for ApiError {
     }
 }
 
-/// The body of a successful sign-up, login, refresh or switch.
-pub(crate) fn session_body(login: &Login) -> Value {
-    json!({
-        "organization": OrganizationView::from(&login.organization),
-        "user": UserView::from(&login.user),
-        "role": login.role,
-        "access_token": login.tokens.access_token,
-        "token_type": "Bearer",
-        "expires_in": login.tokens.expires_in,
-        "refresh_token": login.tokens.refresh_token.expose_secret(),
-        "session_id": login.tokens.session,
-    })
+/// The body of a successful sign-up, login, refresh, switch or accepted invitation.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SessionBody {
+    /// The organization the session is in.
+    organization: OrganizationView,
+    /// The user.
+    user: UserView,
+    /// The user's role in the organization.
+    role: Role,
+    /// The access token (a JWT): `Authorization: Bearer …`.
+    access_token: String,
+    /// `Bearer`.
+    token_type: &'static str,
+    /// Seconds until the access token expires.
+    expires_in: i64,
+    /// Exchange it at `/auth/refresh` for a new pair; it works once.
+    refresh_token: String,
+    /// The session.
+    session_id: edge_core::SessionId,
+}
+
+/// The [`SessionBody`] of a login.
+pub(crate) fn session_body(login: &Login) -> SessionBody {
+    SessionBody {
+        organization: OrganizationView::from(&login.organization),
+        user: UserView::from(&login.user),
+        role: login.role,
+        access_token: login.tokens.access_token.clone(),
+        token_type: "Bearer",
+        expires_in: login.tokens.expires_in,
+        refresh_token: login.tokens.refresh_token.expose_secret().to_owned(),
+        session_id: login.tokens.session,
+    }
 }
 
 /// `POST /auth/signup`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct SignupBody {
     organization_name: String,
     name: String,
     email: String,
+    #[schema(value_type = String)]
     password: SecretString,
 }
 
@@ -90,9 +112,10 @@ pub async fn signup(
 }
 
 /// `POST /auth/login`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct LoginBody {
     email: String,
+    #[schema(value_type = String)]
     password: SecretString,
     #[serde(default)]
     organization_id: Option<OrgId>,
@@ -103,7 +126,7 @@ pub async fn login(
     State(state): State<AppState>,
     Client(client): Client,
     Json(body): Json<LoginBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SessionBody>, ApiError> {
     let login = state
         .auth
         .login(&body.email, body.password, body.organization_id, &client)
@@ -112,8 +135,9 @@ pub async fn login(
 }
 
 /// `POST /auth/refresh`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct RefreshBody {
+    #[schema(value_type = String)]
     refresh_token: SecretString,
 }
 
@@ -121,7 +145,7 @@ pub struct RefreshBody {
 pub async fn refresh(
     State(state): State<AppState>,
     Json(body): Json<RefreshBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SessionBody>, ApiError> {
     let login = state.auth.refresh(&body.refresh_token).await?;
     Ok(Json(session_body(&login)))
 }
@@ -137,7 +161,7 @@ pub async fn logout(
 }
 
 /// `POST /auth/switch`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct SwitchBody {
     organization_id: OrgId,
 }
@@ -148,7 +172,7 @@ pub async fn switch(
     ctx: TenantContext,
     Client(client): Client,
     Json(body): Json<SwitchBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SessionBody>, ApiError> {
     // Looks up the membership in, and starts a session for, another organization.
     let login =
         crate::tenant_scope::cross_tenant(state.auth.switch(&ctx, body.organization_id, &client))
@@ -213,9 +237,11 @@ pub async fn me(
 }
 
 /// `POST /me/password`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct PasswordBody {
+    #[schema(value_type = String)]
     current_password: SecretString,
+    #[schema(value_type = String)]
     new_password: SecretString,
 }
 

@@ -14,14 +14,15 @@ use crate::AppState;
 use crate::automation::{self, RuleInput, RuleView, RunView};
 
 /// The rules list.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Rules {
     /// Every rule of the organization, oldest first.
     pub items: Vec<RuleView>,
 }
 
 /// Keyset paging of a rule's runs.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RunsQuery {
     limit: Option<u32>,

@@ -21,7 +21,7 @@ use crate::identity::operator::require_operator;
 const RECENT_PERIODS: u64 = 12;
 
 /// An organization's subscription as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SubscriptionView {
     /// The plan, with its price and limits.
     pub plan: PlanView,

@@ -14,7 +14,8 @@ use crate::chat::{self, MessageView, ReadPosition, RoomView};
 
 /// Keyset paging of a room's history: `before` (or `cursor`) is a previous page's
 /// `next_cursor`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
     limit: Option<u32>,
@@ -23,7 +24,7 @@ pub struct HistoryQuery {
 }
 
 /// The rooms list.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Rooms {
     /// The caller's rooms, most recently active first.
     pub items: Vec<RoomView>,
@@ -53,7 +54,7 @@ pub async fn messages(
 }
 
 /// The body of `PUT /chat/rooms/{room}/read`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MarkRead {
     /// The last message read.

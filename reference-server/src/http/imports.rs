@@ -20,7 +20,8 @@ use crate::imports::{self, DryRun, ImportView, MappingInput, Uploaded};
 use crate::tenant_scope;
 
 /// `?kind=` of an upload.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UploadQuery {
     /// `prospects` or `relationships`.
     pub kind: Option<String>,
@@ -74,7 +75,8 @@ pub async fn upload(
 }
 
 /// `?limit=&cursor=` of the list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Page size.
     pub limit: Option<u32>,

@@ -23,7 +23,7 @@ use crate::payments::inbox::{CallbackFilter, CallbackKind, Processed, StoredCall
 use crate::payments::tokens::CallbackUrls;
 
 /// The settings and the callback URLs.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MpesaSettings {
     /// The account, or `null` when none is set.
     settings: Option<SettingsView>,
@@ -140,7 +140,8 @@ pub async fn admin_register_c2b(
 }
 
 /// `GET /admin/mpesa/callbacks` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallbacksQuery {
     outcome: Option<String>,
     kind: Option<String>,

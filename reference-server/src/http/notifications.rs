@@ -11,7 +11,8 @@ use crate::AppState;
 use crate::notifications::{self, NotificationList, NotificationView};
 
 /// The query of `GET /notifications`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only unread ones.
@@ -26,7 +27,7 @@ pub struct ListQuery {
 }
 
 /// The answer of `POST /notifications/read-all`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ReadAll {
     /// How many notifications were marked read.
     pub marked: u64,

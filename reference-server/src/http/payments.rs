@@ -79,7 +79,7 @@ fn started(started: Started) -> Result<Response, ApiError> {
 }
 
 /// `POST /wallet/top-ups` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TopUp {
     /// Whole KES, e.g. `"100"`.
@@ -137,7 +137,7 @@ pub async fn top_up(
 }
 
 /// `POST /billing/subscription` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Subscribe {
     /// The plan to pay a period of (default: the organization's current plan).
@@ -199,7 +199,7 @@ pub async fn subscribe(
 }
 
 /// `POST /mpesa/collections` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Collection {
     /// Whole KES.
@@ -333,7 +333,8 @@ pub(crate) fn merge(problems: Vec<Error>) -> Error {
 }
 
 /// `GET /payments` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     status: Option<String>,
     purpose: Option<String>,
@@ -381,7 +382,7 @@ pub async fn get(
 }
 
 /// `POST /payments/{id}/status-query` body (optional).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatusQueryInput {
     /// Sent to M-Pesa as the remarks (2 to 100 characters).
@@ -390,7 +391,7 @@ pub struct StatusQueryInput {
 }
 
 /// `POST /payments/{id}/reversal` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReversalInput {
     /// Why the money goes back (2 to 100 characters; sent to M-Pesa as the remarks).
@@ -542,7 +543,7 @@ pub async fn admin_reversal(
 }
 
 /// `POST /admin/organizations/{id}/payments/{payment_id}/review` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewDecision {
     /// `accept` (the payment succeeds and is applied) or `reject` (it fails).

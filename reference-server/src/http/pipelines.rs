@@ -17,7 +17,8 @@ use crate::crm::pipelines::{
 };
 
 /// `GET /pipelines` options.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Also list archived pipelines.

@@ -30,7 +30,8 @@ pub async fn count_api_call(
 }
 
 /// `GET /usage` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UsageQuery {
     /// A day (`2026-11-23`) or month (`2026-11`); default: today and this month.
     period: Option<String>,
@@ -82,7 +83,8 @@ pub async fn usage(
 }
 
 /// `GET /usage/report` and `GET /admin/usage` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReportQuery {
     /// `YYYY-MM` (UTC); default this month.

@@ -7,7 +7,7 @@ use crate::entities::{organizations, users};
 use crate::organization_settings::OrganizationSettings;
 
 /// An organization as its members see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OrganizationView {
     /// Id.
     pub id: uuid::Uuid,
@@ -32,7 +32,7 @@ pub struct OrganizationView {
 }
 
 /// White-label branding.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BrandingView {
     /// Name shown instead of Edge's.
     pub display_name: Option<String>,
@@ -70,7 +70,7 @@ impl From<&organizations::Model> for OrganizationView {
 }
 
 /// A user as the API shows them.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     /// Id.
     pub id: uuid::Uuid,

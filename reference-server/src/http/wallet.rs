@@ -38,7 +38,8 @@ pub async fn balance(
 }
 
 /// `GET /wallet/entries` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EntriesQuery {
     limit: Option<u32>,
     cursor: Option<String>,
@@ -57,7 +58,7 @@ pub async fn entries(
 }
 
 /// Credit or debit.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// Adds to the wallet.
@@ -67,7 +68,7 @@ pub enum Direction {
 }
 
 /// An operator's adjustment.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Adjustment {
     /// A positive amount in the wallet's currency.
@@ -160,7 +161,7 @@ pub async fn adjust(
 }
 
 /// `PATCH /wallet`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WalletPatch {
     /// Below this available balance, a low-balance event is emitted; `null` turns it off.
@@ -194,7 +195,7 @@ pub async fn update(
 }
 
 /// `PATCH /admin/organizations/{id}/wallet`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreditLimit {
     /// How far below zero the organization's available balance may go.

@@ -128,7 +128,8 @@ pub async fn send_test(
 }
 
 /// Paging and a status filter for the delivery log.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveriesQuery {
     limit: Option<u32>,

@@ -148,7 +148,8 @@ pub async fn get_message(
 }
 
 /// Keyset paging.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
     limit: Option<u32>,

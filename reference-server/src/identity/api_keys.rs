@@ -16,7 +16,7 @@ use crate::db::begin_write;
 use crate::entities::api_keys;
 
 /// What creating a key needs.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
     /// What the key is for.
@@ -33,7 +33,7 @@ pub struct CreateApiKey {
 }
 
 /// An API key as listed (never the key itself).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ApiKeyView {
     /// Id.
     pub id: uuid::Uuid,

@@ -28,7 +28,7 @@ use crate::entities::{invitations, memberships, sessions, users};
 pub const INVITATION_TTL_DAYS: i64 = 7;
 
 /// A member as listed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MemberView {
     /// The user's id (used in `/users/{id}`).
     pub id: uuid::Uuid,
@@ -45,7 +45,7 @@ pub struct MemberView {
 }
 
 /// An invitation as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct InvitationView {
     /// Id.
     pub id: uuid::Uuid,
@@ -58,7 +58,7 @@ pub struct InvitationView {
 }
 
 /// Who to invite.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Invite {
     /// Their email.
@@ -70,14 +70,16 @@ pub struct Invite {
 
 /// Accepting an invitation: a new person gives a name and password; someone who already
 /// has an account proves it with their password.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct Accept {
     /// The invitation token.
+    #[schema(value_type = String)]
     pub token: SecretString,
     /// The name for a new account.
     #[serde(default)]
     pub name: Option<String>,
     /// The new account's password, or the existing account's.
+    #[schema(value_type = String)]
     pub password: SecretString,
 }
 
@@ -315,7 +317,7 @@ pub async fn accept(
 }
 
 /// What can change about a member.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberPatch {
     /// The new role.

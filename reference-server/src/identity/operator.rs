@@ -25,7 +25,7 @@ use crate::entities::{invitations, memberships, organizations, users};
 pub const PLATFORM_SLUG: &str = "platform";
 
 /// A new organization, as an operator creates it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrganization {
     /// Name.

@@ -13,7 +13,7 @@ use crate::organization_settings::OrganizationSettings;
 
 /// A partial update of the organization; absent fields stay as they are, and `null`
 /// clears an optional branding field.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrganizationPatch {
     /// Name.
@@ -29,7 +29,7 @@ pub struct OrganizationPatch {
 }
 
 /// Branding fields; `Some(None)` (JSON `null`) clears one.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BrandingPatch {
     #[serde(default, deserialize_with = "crate::patch::nullable")]

@@ -105,7 +105,7 @@ impl Status {
 }
 
 /// An import as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ImportView {
     /// Id.
     pub id: uuid::Uuid,
@@ -165,7 +165,7 @@ impl From<imports::Model> for ImportView {
 }
 
 /// The answer to an upload: the import, and the mapping suggested from the header.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Uploaded {
     /// The import.
     #[serde(flatten)]
@@ -175,7 +175,7 @@ pub struct Uploaded {
 }
 
 /// `PUT /imports/{id}/mapping`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MappingInput {
     /// Column → field (or null: not imported). Columns left out are not imported.
@@ -185,7 +185,7 @@ pub struct MappingInput {
 }
 
 /// The result of a dry run.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DryRun {
     /// Data rows.
     pub total: u64,

@@ -22,7 +22,7 @@ use crate::entities::{self, record_tags};
 pub const CUSTOM: &str = "custom_fields.";
 
 /// What to do with a row that matches an existing record (or an earlier row).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Duplicates {
     /// Count it as a skipped duplicate.
@@ -214,7 +214,7 @@ pub fn check_mapping(
 }
 
 /// One problem of one row, as `errors.csv` and the dry run show it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RowError {
     /// The row number in the file (the header is row 1).
     pub row: u64,

@@ -84,7 +84,7 @@ pub struct NewNotification {
 }
 
 /// A notification as the API returns it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct NotificationView {
     /// Id.
     pub id: Uuid,
@@ -173,7 +173,7 @@ pub async fn create<C: ConnectionTrait>(
 }
 
 /// A page of the caller's notifications with their unread count.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct NotificationList {
     /// Newest first.
     pub items: Vec<NotificationView>,

@@ -108,7 +108,7 @@ impl C2bRule {
 }
 
 /// When and how the organization's C2B URLs were last registered with Daraja.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct C2bRegistration {
     /// When.
     pub registered_at: DateTime<Utc>,
@@ -136,7 +136,7 @@ struct SealedSecrets {
 
 /// `PUT /mpesa/settings`: the organization's own Daraja app and shortcode. Secrets may
 /// be left out when settings already exist, to keep the stored ones.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsInput {
     /// `sandbox` or `production`.
@@ -151,18 +151,22 @@ pub struct SettingsInput {
     pub till_number: Option<String>,
     /// The Daraja app's consumer key.
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub consumer_key: Option<SecretString>,
     /// The Daraja app's consumer secret.
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub consumer_secret: Option<SecretString>,
     /// The Lipa na M-Pesa Online passkey.
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub passkey: Option<SecretString>,
     /// The initiator's user name (status queries and reversals).
     #[serde(default)]
     pub initiator_name: Option<String>,
     /// The initiator's security credential, as the Daraja portal generates it.
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub initiator_security_credential: Option<SecretString>,
     /// How C2B validation checks the account reference: `any` (default) or `prefixes`.
     #[serde(default)]
@@ -180,7 +184,7 @@ pub struct SettingsInput {
 }
 
 /// The settings as shown: never a secret.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct SettingsView {
     /// `sandbox` or `production`.
     pub environment: String,

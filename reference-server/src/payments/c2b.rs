@@ -60,7 +60,7 @@ use crate::entities::{mpesa_callbacks, mpesa_settings, organizations, payments, 
 const MAX_TRANS_ID: usize = 32;
 
 /// `POST /mpesa/c2b/register` (and the operators' platform registration).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterInput {
     /// What M-Pesa does when validation does not answer in time: `Completed` (default) or
@@ -117,7 +117,7 @@ fn version_name(version: C2bVersion) -> &'static str {
 }
 
 /// A registration Daraja accepted.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct C2bRegistered {
     /// When.
     pub registered_at: DateTime<Utc>,

@@ -484,7 +484,7 @@ impl Payments {
 }
 
 /// A stored callback as operators see it (`GET /admin/mpesa/callbacks`).
-#[derive(Debug, Clone, serde::Serialize, PartialEq)]
+#[derive(Debug, Clone, serde::Serialize, PartialEq, utoipa::ToSchema)]
 pub struct StoredCallback {
     /// The callback id.
     pub id: Uuid,

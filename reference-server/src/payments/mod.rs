@@ -64,7 +64,7 @@ use crate::entities::payments;
 use crate::events::Event;
 
 /// Where a payment stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentStatus {
     /// Asked for; M-Pesa has not told us the outcome yet.
@@ -144,7 +144,7 @@ impl FromStr for PaymentStatus {
 }
 
 /// What a payment is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Purpose {
     /// Prepaid wallet credit, paid to the platform.
@@ -188,7 +188,7 @@ impl FromStr for Purpose {
 }
 
 /// A payment as the API shows it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Payment {
     /// The payment id.
     pub id: Uuid,
@@ -229,7 +229,7 @@ pub struct Payment {
 }
 
 /// What Daraja told us about a payment.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct MpesaDetails {
     /// `MerchantRequestID`.
     pub merchant_request_id: Option<String>,
@@ -417,7 +417,7 @@ async fn row_in<C: ConnectionTrait>(
 }
 
 /// A payment with its history and its requests (`GET /payments/{id}`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PaymentDetail {
     /// The payment.
     #[serde(flatten)]

@@ -47,7 +47,7 @@ use crate::db::begin_write;
 use crate::entities::{mpesa_callbacks, mpesa_requests, payments};
 
 /// What M-Pesa is asked about a payment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RequestKind {
     /// Transaction status query: what M-Pesa knows of the receipt.
@@ -91,7 +91,7 @@ impl RequestKind {
 }
 
 /// A status query or reversal, as the API shows it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct MpesaRequest {
     /// The request id.
     pub id: Uuid,

@@ -382,7 +382,9 @@ impl Payments {
 /// the decisions mean: `accept`, the credit stands (written off); `reject`, the credit is
 /// taken back from the wallet now (402 while the wallet still cannot cover it). Either way
 /// the payment ends `reversed`, since the money is back with the payer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Review {
     /// The money arrived as it should count: the payment succeeds and is applied.

@@ -29,7 +29,7 @@ const SEAL_PURPOSE: &str = "mpesa.callback_token";
 pub const PREVIOUS_TOKEN_GRACE: TimeDelta = TimeDelta::hours(24);
 
 /// The organization's callback addresses, as shown to its admins.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct CallbackUrls {
     /// STK push results.
     pub stk: String,

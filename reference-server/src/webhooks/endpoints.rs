@@ -40,7 +40,7 @@ pub enum EndpointError {
 }
 
 /// A request to register an endpoint.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEndpoint {
     /// Where to post (`https://…` or `http://…`).
@@ -55,7 +55,7 @@ pub struct CreateEndpoint {
 }
 
 /// Changes to an endpoint; absent fields stay as they are.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointPatch {
     /// A new URL (checked like a new endpoint's).
@@ -74,7 +74,7 @@ pub struct EndpointPatch {
 }
 
 /// An endpoint as the API shows it. The secret is never in it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct EndpointView {
     /// Its id.
     pub id: Uuid,
@@ -102,13 +102,14 @@ pub struct EndpointView {
 
 /// An endpoint with its signing secret: the answer to a creation or a rotation, the only
 /// times the secret is shown. `Debug` redacts it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EndpointWithSecret {
     /// The endpoint.
     #[serde(flatten)]
     pub endpoint: EndpointView,
     /// `whsec_…`: keep it; it is not shown again.
     #[serde(serialize_with = "expose")]
+    #[schema(value_type = String)]
     pub secret: SecretString,
 }
 

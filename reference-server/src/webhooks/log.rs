@@ -19,7 +19,7 @@ use crate::db::begin_write;
 use crate::entities::{webhook_deliveries, webhook_delivery_attempts};
 
 /// A delivery as the API shows it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct DeliveryView {
     /// Its id: the `webhook-id` header of every try.
     pub id: Uuid,
@@ -67,7 +67,7 @@ impl From<&webhook_deliveries::Model> for DeliveryView {
 }
 
 /// One try.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct AttemptView {
     /// Its id.
     pub id: Uuid,
@@ -84,7 +84,7 @@ pub struct AttemptView {
 }
 
 /// A delivery with the exact body it sends and every try, oldest first.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct DeliveryDetail {
     /// The delivery.
     #[serde(flatten)]

@@ -27,7 +27,7 @@ use crate::entities::{organizations, prospects, relationships, whatsapp_conversa
 pub const LEAD_SOURCE: &str = "WhatsApp";
 
 /// What a conversation's contact is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ContactKind {
     /// A prospect (a lead).
@@ -47,7 +47,7 @@ impl ContactKind {
 }
 
 /// A CRM contact, as a conversation shows it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Contact {
     /// Prospect or relationship.
     #[serde(rename = "type")]

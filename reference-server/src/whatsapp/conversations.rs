@@ -16,7 +16,7 @@ use super::{ChargeStatus, MessageStatus, WhatsApp, db_err};
 use crate::entities::{whatsapp_conversations, whatsapp_message_statuses, whatsapp_messages};
 
 /// A message as the API shows it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct MessageView {
     /// Our id (sent to Graph as `biz_opaque_callback_data`).
     pub id: Uuid,
@@ -55,7 +55,7 @@ pub struct MessageView {
 }
 
 /// A message's fee.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Charge {
     /// The pricing category.
     pub category: Option<String>,
@@ -68,7 +68,7 @@ pub struct Charge {
 }
 
 /// An error Graph reported.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct MessageError {
     /// Graph's code, such as `131026`.
     pub code: Option<String>,
@@ -79,7 +79,7 @@ pub struct MessageError {
 }
 
 /// One status in a message's timeline.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct TimelineEntry {
     /// `accepted`, `retry_scheduled`, `sent`, `delivered`, `read`, `failed`, `received`.
     pub status: String,
@@ -143,7 +143,7 @@ impl MessageView {
 }
 
 /// A conversation as the API shows it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ConversationView {
     /// The conversation's id.
     pub id: Uuid,

@@ -40,7 +40,7 @@ use crate::config::WhatsAppConfig;
 pub(crate) use crate::db::{db_err, is_unique_violation};
 
 /// Where an outbound message stands (inbound ones are `received`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageStatus {
     /// An inbound message, stored.
@@ -129,7 +129,7 @@ impl FromStr for MessageStatus {
 }
 
 /// Where a message's fee stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ChargeStatus {
     /// Nothing charged (inbound messages, free categories).

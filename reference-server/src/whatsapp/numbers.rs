@@ -31,7 +31,7 @@ use crate::entities::whatsapp_numbers;
 const SEAL_PURPOSE: &str = "whatsapp.access_token";
 
 /// A request to connect a number.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectNumber {
     /// Graph's phone number id (digits).
@@ -46,6 +46,7 @@ pub struct ConnectNumber {
     pub display_number: Option<String>,
     /// A system-user access token with `whatsapp_business_messaging`.
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub access_token: Option<SecretString>,
     /// Send from this number when a send names none. The first number is the default.
     #[serde(default)]
@@ -53,11 +54,12 @@ pub struct ConnectNumber {
 }
 
 /// Changes to a connected number.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NumberPatch {
     /// A new access token (checked against Graph before it replaces the old one).
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub access_token: Option<SecretString>,
     /// Make this the default number (`false` is refused: choose another default instead).
     #[serde(default)]
@@ -65,7 +67,7 @@ pub struct NumberPatch {
 }
 
 /// A number as the API shows it. The token never leaves the server: only its hint.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct NumberView {
     /// Our id.
     pub id: Uuid,

@@ -37,7 +37,7 @@ use crate::db::begin_write;
 use crate::entities::{organizations, whatsapp_conversations, whatsapp_messages, whatsapp_numbers};
 
 /// A send request.
-#[derive(Debug, Default, Clone, Deserialize, serde::Serialize)]
+#[derive(Debug, Default, Clone, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendRequest {
     /// The CRM contact (prospect or relationship) to write to.
@@ -62,7 +62,7 @@ pub struct SendRequest {
 }
 
 /// A text message.
-#[derive(Debug, Default, Clone, Deserialize, serde::Serialize)]
+#[derive(Debug, Default, Clone, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TextInput {
     /// 1 to 4096 characters.
@@ -74,7 +74,7 @@ pub struct TextInput {
 }
 
 /// A template message.
-#[derive(Debug, Default, Clone, Deserialize, serde::Serialize)]
+#[derive(Debug, Default, Clone, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateInput {
     /// The approved template's name.
@@ -93,7 +93,7 @@ pub struct TemplateInput {
 }
 
 /// A media message.
-#[derive(Debug, Default, Clone, Deserialize, serde::Serialize)]
+#[derive(Debug, Default, Clone, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MediaInput {
     /// `image`, `document`, `audio`, `video` or `sticker`.

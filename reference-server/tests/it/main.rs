@@ -28,6 +28,7 @@ mod imports;
 mod ledger;
 mod lifecycle;
 mod notifications;
+mod openapi;
 mod payments;
 mod payments_c2b;
 mod payments_inbox;
