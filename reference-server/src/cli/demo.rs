@@ -60,7 +60,7 @@ pub(super) struct DemoArgs {
     bind: SocketAddr,
     /// The database (`sqlite://…` or `postgres://…`). Default: SQLite in the data
     /// directory.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = parse_database_url)]
     database_url: Option<String>,
     /// Where the SQLite database and the server's generated secrets live. Default: a new
     /// temporary directory, removed when the demo stops.
@@ -70,6 +70,19 @@ pub(super) struct DemoArgs {
     /// step succeeded.
     #[arg(long)]
     exit_when_done: bool,
+}
+
+/// `--database-url`: SQLite or PostgreSQL, as the server takes them.
+fn parse_database_url(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    if ["sqlite:", "postgres://", "postgresql://"]
+        .iter()
+        .any(|scheme| value.starts_with(scheme))
+    {
+        Ok(value.to_owned())
+    } else {
+        Err("must start with sqlite:, postgres:// or postgresql://".into())
+    }
 }
 
 /// The logging settings the demo honours; `EDGE_LOG` defaults to `warn` so the server's
@@ -966,6 +979,23 @@ mod tests {
             log_vars(vars(&[("EDGE_LOG", "debug"), ("EDGE_BIND", "0.0.0.0:80")]).into_iter()),
             vars(&[("EDGE_LOG", "debug")])
         );
+    }
+
+    #[test]
+    fn database_urls_must_be_sqlite_or_postgres() {
+        for good in [
+            "sqlite:///tmp/demo/edge.db?mode=rwc",
+            "postgres://postgres@127.0.0.1:5432/edge_demo",
+            " postgresql://edge@db/edge ",
+        ] {
+            assert_eq!(parse_database_url(good).unwrap(), good.trim());
+        }
+        for bad in ["mysql://root@db/edge", "edge.db", ""] {
+            assert!(
+                parse_database_url(bad).unwrap_err().contains("sqlite:"),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

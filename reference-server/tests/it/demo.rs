@@ -222,7 +222,8 @@ async fn the_demo_keeps_serving_with_the_printed_token_until_stopped() {
     process.terminate().await;
 }
 
-/// A demo that cannot start (its port is taken) says why on stderr and exits non-zero.
+/// A demo that cannot start (its port is taken, or its database is not one the server
+/// takes) says why on stderr and exits non-zero.
 #[tokio::test]
 async fn a_demo_that_cannot_start_says_why_and_fails() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -243,4 +244,17 @@ async fn a_demo_that_cannot_start_says_why_and_fails() {
         "{stderr}"
     );
     assert!(!lines.iter().any(|l| l.starts_with('[')), "{lines:?}");
+
+    // A database it cannot use is refused before anything starts, as a usage error.
+    let mut command = edge_server("demo");
+    command.args([
+        "--database-url",
+        "mysql://root@127.0.0.1/edge",
+        "--exit-when-done",
+    ]);
+    let mut process = CliProcess::spawn(command);
+    let (lines, exit) = process.finish().await;
+    assert_eq!(exit.code(), Some(2), "{lines:?}");
+    let stderr = process.stderr();
+    assert!(stderr.contains("--database-url"), "{stderr}");
 }
