@@ -154,7 +154,7 @@ impl Secrets {
     }
 }
 
-fn generate() -> String {
+pub(crate) fn generate() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)

@@ -77,6 +77,35 @@ impl CliProcess {
         }
     }
 
+    /// Every line left on stdout until the process closes it, then its exit status (each
+    /// line, and the exit after the last one, must come within [`WAIT`]).
+    pub async fn finish(&mut self) -> (Vec<String>, std::process::ExitStatus) {
+        let mut lines = Vec::new();
+        loop {
+            match tokio::time::timeout(WAIT, self.stdout.recv()).await {
+                Ok(Some(line)) => lines.push(line),
+                Ok(None) => break,
+                Err(_) => panic!(
+                    "no line on stdout for {WAIT:?}; so far:\n{}\nstderr:\n{}",
+                    lines.join("\n"),
+                    self.stderr()
+                ),
+            }
+        }
+        let deadline = Instant::now() + WAIT;
+        let exit = loop {
+            if let Some(exit) = self.child.try_wait().unwrap() {
+                break exit;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still running after closing stdout"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        (lines, exit)
+    }
+
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }

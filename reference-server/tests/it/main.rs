@@ -19,6 +19,7 @@ mod cli_process;
 mod concurrency;
 mod crm_support;
 mod deals;
+mod demo;
 mod errors;
 mod exports;
 mod fake_daraja_cli;
