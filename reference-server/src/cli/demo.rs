@@ -843,7 +843,8 @@ fn explain(demo: &Demo, base_url: &str) {
     }
     println!(
         "Try GET /api/v1/whatsapp/conversations, /api/v1/payments, /api/v1/deals or \
-         /api/v1/wallet/entries; the README lists every route."
+         /api/v1/wallet/entries; every route is in {base_url}/docs/ (Authorize with the \
+         token) and {base_url}/openapi.json."
     );
 }
 
