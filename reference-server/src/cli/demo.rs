@@ -670,19 +670,7 @@ async fn charged_send(demo: &mut Demo) -> Result<Done, String> {
         json!({"contact_id": contact, "text": {"body": "Yes, it is ready: come by at 5 pm."}}),
     )
     .await?;
-    let message = demo
-        .api
-        .poll(
-            &format!("/whatsapp/messages/{id}"),
-            "the message's fee to be captured or released",
-            |m| {
-                matches!(
-                    m["charge"]["status"].as_str(),
-                    Some("captured" | "released")
-                )
-            },
-        )
-        .await?;
+    let message = settled(demo, &id).await?;
     if message["charge"]["status"] != "captured" {
         return Err(format!(
             "message {id} was not charged: {} ({})",
@@ -715,19 +703,7 @@ async fn failed_send(demo: &mut Demo) -> Result<Done, String> {
         }),
     )
     .await?;
-    let message = demo
-        .api
-        .poll(
-            &format!("/whatsapp/messages/{id}"),
-            "the message's fee to be captured or released",
-            |m| {
-                matches!(
-                    m["charge"]["status"].as_str(),
-                    Some("captured" | "released")
-                )
-            },
-        )
-        .await?;
+    let message = settled(demo, &id).await?;
     if message["status"] != "failed" || message["charge"]["status"] != "released" {
         return Err(format!(
             "message {id} should have failed and its fee been released; it is {}, fee {}",
@@ -742,6 +718,22 @@ async fn failed_send(demo: &mut Demo) -> Result<Done, String> {
         ],
         available_change: 0,
     })
+}
+
+/// `GET /whatsapp/messages/{id}` once the message's fee is captured or released.
+async fn settled(demo: &Demo, id: &str) -> Result<Value, String> {
+    demo.api
+        .poll(
+            &format!("/whatsapp/messages/{id}"),
+            "the message's fee to be captured or released",
+            |m| {
+                matches!(
+                    m["charge"]["status"].as_str(),
+                    Some("captured" | "released")
+                )
+            },
+        )
+        .await
 }
 
 /// `POST /whatsapp/messages`: answers the message id and its fee, which must be held.
