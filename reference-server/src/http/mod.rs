@@ -251,9 +251,9 @@ pub fn catalog() -> Vec<ApiRoute> {
     use Permission as Perm;
     use edge_core::{Balance, Entry};
     use openapi::shapes::{
-        ActivitiesReport, AdminUsage, ApiKeyCreated, CrmListQuery, InvitationCreated, Me,
-        MessagesReport, OrganizationCreated, PaymentsCollected, PipelineConversion, RevenueWon,
-        TargetsReport, Usage, UsageReport, WalletAdjusted,
+        ActivitiesReport, AdminUsage, ApiKeyCreated, InvitationCreated, Me, MessagesReport,
+        OrganizationCreated, PaymentsCollected, PipelineConversion, RevenueWon, TargetsReport,
+        Usage, UsageReport, WalletAdjusted,
     };
     vec![
         ApiRoute::new(Method::POST, "/auth/signup", Public, post(auth::signup)).doc(
@@ -645,7 +645,7 @@ pub fn catalog() -> Vec<ApiRoute> {
                 "Prospects",
                 "Prospects: filters, search, sort and keyset pages",
             )
-            .query::<CrmListQuery>()
+            .list(&crate::crm::prospects::LIST)
             .page::<ProspectView>(),
         ),
         ApiRoute::new(
@@ -706,7 +706,7 @@ pub fn catalog() -> Vec<ApiRoute> {
                 "Relationships",
                 "Relationships (customers): filters, search, sort and keyset pages",
             )
-            .query::<CrmListQuery>()
+            .list(&crate::crm::relationships::LIST)
             .page::<RelationshipView>(),
         ),
         ApiRoute::new(
@@ -952,7 +952,7 @@ pub fn catalog() -> Vec<ApiRoute> {
                 "Exports",
                 "Every prospect as CSV (streamed; takes the list's filters)",
             )
-            .query::<CrmListQuery>()
+            .list_filters(&crate::crm::prospects::LIST)
             .csv(),
         ),
         ApiRoute::new(
@@ -966,7 +966,7 @@ pub fn catalog() -> Vec<ApiRoute> {
                 "Exports",
                 "Every relationship as CSV (streamed; takes the list's filters)",
             )
-            .query::<CrmListQuery>()
+            .list_filters(&crate::crm::relationships::LIST)
             .csv(),
         ),
         ApiRoute::new(
@@ -980,7 +980,7 @@ pub fn catalog() -> Vec<ApiRoute> {
                 "Exports",
                 "Every deal as CSV (streamed; takes the list's filters)",
             )
-            .query::<CrmListQuery>()
+            .list_filters(&crate::crm::deals::LIST)
             .csv(),
         ),
         ApiRoute::new(
@@ -994,7 +994,7 @@ pub fn catalog() -> Vec<ApiRoute> {
                 "Exports",
                 "Every ticket as CSV (streamed; takes the list's filters)",
             )
-            .query::<CrmListQuery>()
+            .list_filters(&crate::crm::tickets::LIST)
             .csv(),
         ),
         ApiRoute::new(
@@ -1008,7 +1008,7 @@ pub fn catalog() -> Vec<ApiRoute> {
                 "Exports",
                 "Every activity as CSV (streamed; takes the list's filters)",
             )
-            .query::<CrmListQuery>()
+            .list_filters(&crate::crm::activities::LIST)
             .csv(),
         ),
         ApiRoute::new(
@@ -1037,7 +1037,7 @@ pub fn catalog() -> Vec<ApiRoute> {
         )
         .doc(
             Doc::new("Tickets", "Tickets: filters, search, sort and keyset pages")
-                .query::<CrmListQuery>()
+                .list(&crate::crm::tickets::LIST)
                 .page::<TicketView>(),
         ),
         ApiRoute::new(
@@ -1113,7 +1113,7 @@ pub fn catalog() -> Vec<ApiRoute> {
         )
         .doc(
             Doc::new("Activities", "Activities: filters, sort and keyset pages")
-                .query::<CrmListQuery>()
+                .list(&crate::crm::activities::LIST)
                 .page::<ActivityView>(),
         ),
         ApiRoute::new(
@@ -1174,7 +1174,7 @@ pub fn catalog() -> Vec<ApiRoute> {
         )
         .doc(
             Doc::new("Targets", "Targets, each with its progress")
-                .query::<CrmListQuery>()
+                .list(&crate::crm::targets::LIST)
                 .page::<TargetView>(),
         ),
         ApiRoute::new(
@@ -1315,7 +1315,7 @@ pub fn catalog() -> Vec<ApiRoute> {
         ),
         ApiRoute::new(Method::GET, "/deals", P(Perm::CrmRead), get(deals::list)).doc(
             Doc::new("Deals", "Deals: filters, search, sort and keyset pages")
-                .query::<CrmListQuery>()
+                .list(&crate::crm::deals::LIST)
                 .page::<DealView>(),
         ),
         ApiRoute::new(

@@ -30,10 +30,12 @@ use utoipa::openapi::{
 use utoipa::{IntoParams, ToSchema};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
+mod lists;
 pub mod shapes;
 
 use super::{Access, ApiRoute};
 use crate::AppState;
+use crate::crm::list::ListSpec;
 
 /// Component schemas collected while the document is built: `(name, schema)`.
 pub type Components = Vec<(String, RefOr<Schema>)>;
@@ -57,7 +59,17 @@ pub struct Doc {
     summary: &'static str,
     body: Option<Body>,
     responses: Vec<(u16, Content)>,
-    params: Vec<ParamsFn>,
+    params: Vec<Params>,
+}
+
+/// Query parameters: a type's, or a CRM list's.
+#[derive(Clone, Copy)]
+enum Params {
+    Of(ParamsFn),
+    List {
+        spec: &'static ListSpec,
+        paged: bool,
+    },
 }
 
 #[derive(Clone, Copy)]
@@ -120,7 +132,21 @@ impl Doc {
 
     /// The query parameters of `T`.
     pub fn query<T: IntoParams>(mut self) -> Self {
-        self.params.push(query_params::<T>);
+        self.params.push(Params::Of(query_params::<T>));
+        self
+    }
+
+    /// The query of the CRM list `spec`: a page of it, with its filters, sort fields and
+    /// search.
+    pub fn list(mut self, spec: &'static ListSpec) -> Self {
+        self.params.push(Params::List { spec, paged: true });
+        self
+    }
+
+    /// The filters, sort fields and search of the CRM list `spec`, for an export of every
+    /// row (no `limit` or `cursor`).
+    pub fn list_filters(mut self, spec: &'static ListSpec) -> Self {
+        self.params.push(Params::List { spec, paged: false });
         self
     }
 
@@ -455,7 +481,11 @@ fn operation(
         op = op.parameter(path_parameter(name));
     }
     for params in &doc.params {
-        for param in params() {
+        let params = match *params {
+            Params::Of(params) => params(),
+            Params::List { spec, paged } => lists::parameters(spec, paged),
+        };
+        for param in params {
             op = op.parameter(param);
         }
     }

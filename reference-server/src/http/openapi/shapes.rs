@@ -20,31 +20,6 @@ pub struct Items<T> {
     pub items: Vec<T>,
 }
 
-/// The query of a CRM list (prospects, relationships, deals, tickets, activities,
-/// targets), read by `crm::list`: any parameter not listed here, nor a filter of the
-/// record type, is refused with 422.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct CrmListQuery {
-    /// Page size, 1 to 200 (default 50).
-    pub limit: Option<u32>,
-    /// The previous page's `next_cursor`.
-    pub cursor: Option<String>,
-    /// A sortable field, `-` in front for descending, e.g. `-created_at`.
-    pub sort: Option<String>,
-    /// Search: a case-insensitive substring of the record's name, company, email or
-    /// phones (at least 2 characters); a whole phone number is matched exactly.
-    pub q: Option<String>,
-    /// A user id, or `me`.
-    pub owner_id: Option<String>,
-    /// Records with this tag.
-    pub tag: Option<String>,
-    /// Created at or after (RFC 3339 or `YYYY-MM-DD`).
-    pub created_after: Option<String>,
-    /// Created before (RFC 3339 or `YYYY-MM-DD`).
-    pub created_before: Option<String>,
-}
-
 /// What `http::health::healthz` answers.
 #[derive(ToSchema)]
 pub struct Health {
