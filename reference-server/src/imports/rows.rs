@@ -6,8 +6,9 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use edge_core::{Error, FieldError, Money};
-use sea_orm::{ActiveModelTrait as _, IntoActiveModel as _, QueryOrder as _};
+use sea_orm::{ActiveModelTrait as _, DbBackend, IntoActiveModel as _, Statement};
 use sea_orm::{ColumnTrait as _, Condition, ConnectionTrait, EntityTrait as _, QueryFilter as _};
+use sea_orm::{TransactionSession as _, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -241,6 +242,14 @@ impl Record {
         match self {
             Record::Prospect(r) => r.id,
             Record::Relationship(r) => r.id,
+        }
+    }
+
+    /// When it was created.
+    fn created_at(&self) -> DateTime<Utc> {
+        match self {
+            Record::Prospect(r) => r.created_at,
+            Record::Relationship(r) => r.created_at,
         }
     }
 
@@ -560,9 +569,9 @@ enum Slot {
 }
 
 /// Validates a batch of rows and decides for each: create, update, skip or refuse.
-/// Existing records are matched with one query per batch (phones and emails `IN`); earlier
-/// rows of the file through `seen` (and, once committed, the database).
-pub async fn process<C: ConnectionTrait>(
+/// Existing records are matched with one query per batch (see [`matching`]); earlier rows
+/// of the file through `seen` (and, once committed, the database).
+pub async fn process<C: ConnectionTrait + TransactionTrait>(
     conn: &C,
     plan: &Plan,
     cx: &CrmContext,
@@ -666,31 +675,82 @@ pub async fn process<C: ConnectionTrait>(
 
 /// The organization's records of the plan's kind that have one of `keys`, by key (the
 /// oldest record wins a key).
-async fn matching<C: ConnectionTrait>(
+///
+/// On PostgreSQL each key is looked up on its own `(organization_id, phone|email)` index
+/// (see [`lookup_sql`]); elsewhere one query asks for the phones and emails with `IN`.
+async fn matching<C: ConnectionTrait + TransactionTrait>(
     conn: &C,
     plan: &Plan,
     keys: &[String],
 ) -> Result<HashMap<String, Record>, Error> {
-    let phones: Vec<&str> = keys.iter().filter_map(|k| k.strip_prefix("p:")).collect();
-    let emails: Vec<&str> = keys.iter().filter_map(|k| k.strip_prefix("e:")).collect();
+    let distinct = |prefix: &str| -> Vec<String> {
+        let mut values: Vec<String> = keys
+            .iter()
+            .filter_map(|k| k.strip_prefix(prefix))
+            .map(str::to_owned)
+            .collect();
+        values.sort_unstable();
+        values.dedup();
+        values
+    };
+    let phones = distinct("p:");
+    let emails = distinct("e:");
     if phones.is_empty() && emails.is_empty() {
         return Ok(HashMap::new());
     }
-    let records: Vec<Record> = match plan.kind {
+    let backend = conn.get_database_backend();
+    if backend == DbBackend::Postgres {
+        // A plan cached while the table was nearly empty (a sequential scan per key) would
+        // otherwise be kept as the table grows; each lookup is planned for the table as it is.
+        let txn = conn.begin().await.map_err(Error::internal)?;
+        txn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan")
+            .await
+            .map_err(Error::internal)?;
+        let found = lookup(&txn, plan, backend, &phones, &emails).await?;
+        txn.commit().await.map_err(Error::internal)?;
+        return Ok(found);
+    }
+    lookup(conn, plan, backend, &phones, &emails).await
+}
+
+/// The records [`matching`] looks for, keyed by phone and email, oldest first.
+async fn lookup<C: ConnectionTrait>(
+    conn: &C,
+    plan: &Plan,
+    backend: DbBackend,
+    phones: &[String],
+    emails: &[String],
+) -> Result<HashMap<String, Record>, Error> {
+    let statement = (backend == DbBackend::Postgres).then(|| {
+        Statement::from_sql_and_values(
+            backend,
+            lookup_sql(plan.kind),
+            [
+                plan.org.into(),
+                Value::Array(phones.iter().cloned().map(Value::String).collect()).into(),
+                Value::Array(emails.iter().cloned().map(Value::String).collect()).into(),
+            ],
+        )
+    });
+    let mut records: Vec<Record> = match plan.kind {
         Kind::Prospects => {
             use entities::prospects::{Column, Entity};
-            Entity::find()
-                .filter(Column::OrganizationId.eq(plan.org))
-                .filter(Column::DeletedAt.is_null())
-                .filter(
-                    Condition::any()
-                        .add(Column::Phone.is_in(phones))
-                        .add(Column::Email.is_in(emails)),
-                )
-                .order_by_asc(Column::CreatedAt)
-                .order_by_asc(Column::Id)
-                .all(conn)
-                .await
+            let found = match statement {
+                Some(statement) => Entity::find().from_raw_sql(statement).all(conn).await,
+                None => {
+                    Entity::find()
+                        .filter(Column::OrganizationId.eq(plan.org))
+                        .filter(Column::DeletedAt.is_null())
+                        .filter(
+                            Condition::any()
+                                .add(Column::Phone.is_in(phones.iter().cloned()))
+                                .add(Column::Email.is_in(emails.iter().cloned())),
+                        )
+                        .all(conn)
+                        .await
+                }
+            };
+            found
                 .map_err(Error::internal)?
                 .into_iter()
                 .map(Record::Prospect)
@@ -698,24 +758,30 @@ async fn matching<C: ConnectionTrait>(
         }
         Kind::Relationships => {
             use entities::relationships::{Column, Entity};
-            Entity::find()
-                .filter(Column::OrganizationId.eq(plan.org))
-                .filter(Column::DeletedAt.is_null())
-                .filter(
-                    Condition::any()
-                        .add(Column::Phone.is_in(phones))
-                        .add(Column::Email.is_in(emails)),
-                )
-                .order_by_asc(Column::CreatedAt)
-                .order_by_asc(Column::Id)
-                .all(conn)
-                .await
+            let found = match statement {
+                Some(statement) => Entity::find().from_raw_sql(statement).all(conn).await,
+                None => {
+                    Entity::find()
+                        .filter(Column::OrganizationId.eq(plan.org))
+                        .filter(Column::DeletedAt.is_null())
+                        .filter(
+                            Condition::any()
+                                .add(Column::Phone.is_in(phones.iter().cloned()))
+                                .add(Column::Email.is_in(emails.iter().cloned())),
+                        )
+                        .all(conn)
+                        .await
+                }
+            };
+            found
                 .map_err(Error::internal)?
                 .into_iter()
                 .map(Record::Relationship)
                 .collect()
         }
     };
+    // Oldest first, so the oldest record wins each key.
+    records.sort_by_key(|r| (r.created_at(), r.id()));
     let mut out = HashMap::new();
     for record in records {
         for key in record.keys() {
@@ -723,6 +789,28 @@ async fn matching<C: ConnectionTrait>(
         }
     }
     Ok(out)
+}
+
+/// The PostgreSQL lookup of `kind`'s records by phone (`$2`) or email (`$3`, JSON arrays
+/// of strings) in organization `$1`. Each key is one seek on `(organization_id, phone)`
+/// or `(organization_id, email)`: the `LATERAL … OFFSET 0` subquery keeps the planner from
+/// reading the organization's rows and filtering them, which it otherwise prefers while
+/// the table's statistics predate a bulk load (with no statistics, 500 phones look like
+/// they match every row) and which made each batch slower as the table grew.
+fn lookup_sql(kind: Kind) -> String {
+    let table = match kind {
+        Kind::Prospects => "prospects",
+        Kind::Relationships => "relationships",
+    };
+    let by = |column: &str, param: &str| {
+        format!(
+            "SELECT r.* FROM jsonb_array_elements_text({param}) AS k(v) \
+             CROSS JOIN LATERAL (SELECT * FROM {table} \
+             WHERE organization_id = $1 AND {column} = k.v AND deleted_at IS NULL \
+             OFFSET 0) AS r"
+        )
+    };
+    format!("{} UNION ALL {}", by("phone", "$2"), by("email", "$3"))
 }
 
 /// One record of the plan's kind, by id (not deleted).

@@ -420,6 +420,60 @@ Brand New,0712000003,Fresh Ltd,,\n";
     assert_eq!(found["items"].as_array().unwrap().len(), 1);
     assert_eq!(found["items"][0]["company"], "Later");
     assert_eq!(prospect_count(&app).await, 503);
+
+    // Two records share a phone: the row patches the older one, and leaves the newer.
+    let mut shared = Vec::new();
+    for name in ["Older", "Newer"] {
+        shared.push(
+            json_of(
+                send(
+                    &app,
+                    &t,
+                    Method::POST,
+                    "/prospects",
+                    Some(json!({"name": name, "phone": "0712300000", "company": "Before"})),
+                )
+                .await,
+                201,
+            )
+            .await,
+        );
+    }
+    let uploaded = upload(
+        &app,
+        &t,
+        "name,phone,company\nOlder Again,0712300000,Matched\n",
+    )
+    .await;
+    let id = uploaded["id"].as_str().unwrap().to_owned();
+    map(
+        &app,
+        &t,
+        &id,
+        uploaded["suggested_mapping"].clone(),
+        "update",
+    )
+    .await;
+    let done = run(&app, &t, &id).await;
+    assert_eq!(done["rows_updated"], 1, "{done}");
+    assert_eq!(done["rows_imported"], 0, "{done}");
+    let mut companies = Vec::new();
+    for record in &shared {
+        let got = json_of(
+            send(
+                &app,
+                &t,
+                Method::GET,
+                &format!("/prospects/{}", record["id"].as_str().unwrap()),
+                None,
+            )
+            .await,
+            200,
+        )
+        .await;
+        companies.push(got["company"].clone());
+    }
+    assert_eq!(companies, [json!("Matched"), json!("Before")]);
 }
 
 async fn another_tenants_import_is_not_found(app: TestApp) {
