@@ -569,7 +569,7 @@ enum Slot {
 }
 
 /// Validates a batch of rows and decides for each: create, update, skip or refuse.
-/// Existing records are matched with one query per batch (see [`matching`]); earlier rows
+/// Existing records are matched with one query per batch (see `matching`); earlier rows
 /// of the file through `seen` (and, once committed, the database).
 pub async fn process<C: ConnectionTrait + TransactionTrait>(
     conn: &C,
