@@ -35,7 +35,6 @@ use std::time::Instant;
 
 use chrono::Utc;
 use edge_server::entities::prospects;
-use edge_server::{Application, Config};
 use futures::StreamExt as _;
 use sea_orm::{Database, EntityTrait};
 use serde_json::{Value, json};
@@ -54,29 +53,13 @@ async fn main() {
         .unwrap_or(100_000);
     let data_dir = tempfile::tempdir().unwrap();
     let target = support::target(data_dir.path(), DB_NAME, ROLE).await;
-    let config = Config::from_vars([
-        ("EDGE_DATABASE_URL", target.server_url.as_str()),
-        (
-            "EDGE_MIGRATE_ON_START",
-            if target.migrate_on_start {
-                "true"
-            } else {
-                "false"
-            },
-        ),
-        ("EDGE_BIND", "127.0.0.1:0"),
-        ("EDGE_DATA_DIR", data_dir.path().to_str().unwrap()),
-        ("EDGE_MPESA_BASE_URL", "http://127.0.0.1:9"),
+    let config = target.config(
+        data_dir.path(),
         // A long export must not hit the request time-out.
-        ("EDGE_REQUEST_TIMEOUT_SECS", "600"),
-    ])
-    .unwrap();
-    let app = Application::build(config).await.unwrap();
-    let address = app.address();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until(async move {
-        stopped.await.ok();
-    }));
+        &[("EDGE_REQUEST_TIMEOUT_SECS", "600")],
+    );
+    let server = support::serve(config).await;
+    let address = server.address;
     println!("csv_export on {}: {rows} prospects", target.backend);
 
     let http = reqwest::Client::new();
@@ -200,8 +183,7 @@ async fn main() {
     );
     checks.check(last == b'\n', "the body ends with a complete row");
 
-    stop.send(()).ok();
-    server.await.unwrap().unwrap();
+    server.stop().await;
     if checks.failed > 0 {
         println!("\n{} check(s) FAILED", checks.failed);
         std::process::exit(1);

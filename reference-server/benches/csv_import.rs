@@ -45,7 +45,6 @@ mod support;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use edge_server::{Application, Config};
 use sea_orm::{ConnectionTrait as _, Database, Statement};
 use serde_json::{Value, json};
 
@@ -117,29 +116,13 @@ async fn main() {
         .unwrap_or(100_000);
     let data_dir = tempfile::tempdir().unwrap();
     let target = support::target(data_dir.path(), DB_NAME, ROLE).await;
-    let config = Config::from_vars([
-        ("EDGE_DATABASE_URL", target.server_url.as_str()),
-        (
-            "EDGE_MIGRATE_ON_START",
-            if target.migrate_on_start {
-                "true"
-            } else {
-                "false"
-            },
-        ),
-        ("EDGE_BIND", "127.0.0.1:0"),
-        ("EDGE_DATA_DIR", data_dir.path().to_str().unwrap()),
+    let config = target.config(
+        data_dir.path(),
         // An unoptimised build checks 100,000 rows slowly; the dry run is one request.
-        ("EDGE_REQUEST_TIMEOUT_SECS", "600"),
-        ("EDGE_MPESA_BASE_URL", "http://127.0.0.1:9"),
-    ])
-    .unwrap();
-    let app = Application::build(config).await.unwrap();
-    let address = app.address();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until(async move {
-        stopped.await.ok();
-    }));
+        &[("EDGE_REQUEST_TIMEOUT_SECS", "600")],
+    );
+    let server = support::serve(config).await;
+    let address = server.address;
     let db = Database::connect(target.owner_url.as_str()).await.unwrap();
     let backend = target.backend;
     println!("csv_import on {backend}: {rows} rows in one file");
@@ -351,8 +334,7 @@ async fn main() {
         ),
     );
 
-    stop.send(()).ok();
-    server.await.unwrap().unwrap();
+    server.stop().await;
     if checks.failed > 0 {
         println!("\n{} check(s) FAILED", checks.failed);
         std::process::exit(1);

@@ -52,7 +52,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use edge_core::OrgId;
 use edge_server::entities::{event_queue, webhook_deliveries, webhook_delivery_attempts};
-use edge_server::{Application, Config};
 use hmac::{Hmac, Mac as _};
 use sea_orm::{
     ColumnTrait as _, Database, EntityTrait as _, PaginatorTrait as _, QueryFilter as _,
@@ -152,30 +151,16 @@ async fn main() {
     let receiver = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await });
 
-    let config = Config::from_vars([
-        ("EDGE_DATABASE_URL", target.server_url.as_str()),
-        (
-            "EDGE_MIGRATE_ON_START",
-            if target.migrate_on_start {
-                "true"
-            } else {
-                "false"
-            },
-        ),
-        ("EDGE_BIND", "127.0.0.1:0"),
-        ("EDGE_DATA_DIR", data_dir.path().to_str().unwrap()),
-        ("EDGE_WEBHOOKS_ALLOW_PRIVATE_ADDRESSES", "true"),
-        ("EDGE_MPESA_BASE_URL", "http://127.0.0.1:9"),
-        ("EDGE_WHATSAPP_BASE_URL", "http://127.0.0.1:9"),
-    ])
-    .unwrap();
+    let config = target.config(
+        data_dir.path(),
+        &[
+            ("EDGE_WEBHOOKS_ALLOW_PRIVATE_ADDRESSES", "true"),
+            ("EDGE_WHATSAPP_BASE_URL", "http://127.0.0.1:9"),
+        ],
+    );
     let pool = config.database_max_connections;
-    let app = Application::build(config).await.unwrap();
-    let base = format!("http://{}/api/v1", app.address());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until(async move {
-        stopped.await.ok();
-    }));
+    let server = support::serve(config).await;
+    let base = format!("http://{}/api/v1", server.address);
     let db = Database::connect(target.owner_url.as_str()).await.unwrap();
     println!(
         "webhook_deliveries on {}: {events} events to 2 endpoints, server pool {pool}",
@@ -318,8 +303,7 @@ async fn main() {
         .unwrap();
     checks.check(queued == 0, "the webhooks event queue is empty");
 
-    stop.send(()).ok();
-    server.await.unwrap().unwrap();
+    server.stop().await;
     if checks.failed > 0 {
         println!("webhook_deliveries: {} check(s) FAILED", checks.failed);
         std::process::exit(1);

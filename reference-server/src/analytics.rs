@@ -120,14 +120,15 @@ impl Period {
         })
     }
 
-    /// The SQL expression of `column`'s local month, `YYYY-MM`.
-    fn month(&self, backend: DbBackend, column: &str) -> String {
+    /// The SQL expression of the local month, `YYYY-MM`, of `instant` (an SQL expression,
+    /// e.g. a quoted column).
+    fn month(&self, backend: DbBackend, instant: &str) -> String {
         let seconds = self.utc_offset_seconds;
         match backend {
             DbBackend::Postgres => format!(
-                "to_char((\"{column}\" AT TIME ZONE 'UTC') + make_interval(secs => {seconds}), 'YYYY-MM')"
+                "to_char(({instant} AT TIME ZONE 'UTC') + make_interval(secs => {seconds}), 'YYYY-MM')"
             ),
-            _ => format!("strftime('%Y-%m', \"{column}\", '{seconds:+} seconds')"),
+            _ => format!("strftime('%Y-%m', {instant}, '{seconds:+} seconds')"),
         }
     }
 
@@ -308,7 +309,7 @@ pub async fn revenue_won(
     let mut select = Query::select();
     select
         .expr_as(
-            Expr::cust(period.month(backend, "closed_at")),
+            Expr::cust(period.month(backend, "\"closed_at\"")),
             Alias::new("month"),
         )
         .column(Alias::new("currency"))
@@ -353,10 +354,7 @@ pub async fn payments_collected(
     let (_, period) = prepare(db, ctx, now, from, to).await?;
     let backend = db.get_database_backend();
     // The instant paid: M-Pesa's, else when the payment completed.
-    let paid = "COALESCE(\"paid_at\", \"completed_at\")";
-    let month = period
-        .month(backend, "paid_at")
-        .replace("\"paid_at\"", paid);
+    let month = period.month(backend, "COALESCE(\"paid_at\", \"completed_at\")");
     let mut select = Query::select();
     select
         .expr_as(Expr::cust(month), Alias::new("month"))
@@ -477,7 +475,7 @@ pub async fn messages(
     let mut select = Query::select();
     select
         .expr_as(
-            Expr::cust(period.month(backend, "occurred_at")),
+            Expr::cust(period.month(backend, "\"occurred_at\"")),
             Alias::new("month"),
         )
         .column(Alias::new("direction"))

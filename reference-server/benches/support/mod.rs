@@ -5,8 +5,11 @@
 // Each bench is its own crate and uses only part of this module.
 #![allow(dead_code)]
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
+
+use edge_server::{Application, Config};
 
 use sea_orm::{ConnectionTrait as _, Database, DatabaseConnection};
 
@@ -53,6 +56,58 @@ pub async fn target(dir: &Path, db_name: &str, role: &str) -> Target {
                 migrate_on_start: true,
             }
         }
+    }
+}
+
+impl Target {
+    /// The server's configuration for this target: its database and migrations, a free
+    /// loopback port, `dir` for its data and an unreachable Daraja, then `extra`.
+    pub fn config(&self, dir: &Path, extra: &[(&str, &str)]) -> Config {
+        let migrate = if self.migrate_on_start {
+            "true"
+        } else {
+            "false"
+        };
+        let mut vars = vec![
+            ("EDGE_DATABASE_URL", self.server_url.as_str()),
+            ("EDGE_MIGRATE_ON_START", migrate),
+            ("EDGE_BIND", "127.0.0.1:0"),
+            ("EDGE_DATA_DIR", dir.to_str().unwrap()),
+            ("EDGE_MPESA_BASE_URL", "http://127.0.0.1:9"),
+        ];
+        vars.extend_from_slice(extra);
+        Config::from_vars(vars).unwrap()
+    }
+}
+
+/// The real server, running in this process until [`Server::stop`].
+pub struct Server {
+    /// Where it listens.
+    pub address: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Builds the server from `config` and runs it (with its background jobs).
+pub async fn serve(config: Config) -> Server {
+    let app = Application::build(config).await.unwrap();
+    let address = app.address();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until(async move {
+        stopped.await.ok();
+    }));
+    Server {
+        address,
+        stop,
+        task,
+    }
+}
+
+impl Server {
+    /// Shuts it down and waits until it has stopped.
+    pub async fn stop(self) {
+        self.stop.send(()).ok();
+        self.task.await.unwrap().unwrap();
     }
 }
 
